@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv when missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+# torch first, pinned: on this machine 2.13.0 is a CPU build on local disk; letting the
+# resolver pick torch on its own would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mmrlhf env show --task vqa --episodes 8 --out results/demo/vqa_sheet.png
+	@echo "contact sheet written to results/demo/vqa_sheet.png"
+
+test: $(STAMP)
+	$(BIN)/ruff check mmrlhf tests scripts
+	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check mmrlhf tests scripts
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python scripts/bench_env.py --out bench_env.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
