@@ -1,0 +1,74 @@
+"""What every encoder returns, and the small shared base class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class EncoderOutput:
+    """Features of one modality.
+
+    Attributes:
+        tokens: Token / patch features, shape (B, T, D).
+        mask: True where a token is real (not padding), shape (B, T), dtype bool.
+        pooled: One vector per sample, shape (B, D).
+    """
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    pooled: torch.Tensor
+
+
+def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``tokens`` (B, T, D) over the positions where ``mask`` (B, T) is True.
+
+    Rows without any True position give a zero vector (not NaN).
+    """
+    weights = mask.unsqueeze(-1).to(tokens.dtype)
+    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class Encoder(nn.Module):
+    """Base of text and image encoders: a ``backbone`` that can be frozen, then ``proj``.
+
+    Subclasses set ``self.backbone`` and ``self.proj`` and implement ``forward`` returning an
+    :class:`EncoderOutput` of width ``output_dim``. Freezing fixes the backbone's weights
+    (no gradient, always in eval mode, run without autograd); ``proj`` keeps training so a
+    frozen pretrained model can still be adapted to the policy's embedding size.
+    """
+
+    backbone: nn.Module
+    proj: nn.Module
+
+    def __init__(self, output_dim: int) -> None:
+        super().__init__()
+        self.output_dim = output_dim
+        self.frozen = False
+
+    def freeze(self) -> None:
+        """Stop gradients into the backbone and keep it in eval mode."""
+        self.frozen = True
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode: bool = True) -> Encoder:
+        """Switch train/eval mode; a frozen backbone always stays in eval mode."""
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    def backbone_grad(self) -> torch.autograd.grad_mode.set_grad_enabled:
+        """Context manager: autograd off inside a frozen backbone (saves memory and time)."""
+        return torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen)
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """Return (trainable, frozen) parameter counts of ``module``."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    return trainable, frozen

@@ -1,0 +1,201 @@
+"""Fusion of text and image features into one vector per sample.
+
+Every fusion module takes the two :class:`EncoderOutput` (width D each) and returns features
+(B, ``output_dim``). Pick one by name through :data:`FUSIONS`:
+
+- ``concat``: [text_pooled, image_pooled] (2D).
+- ``sum``: text_pooled + image_pooled (D).
+- ``weighted``: softmax(w)[0] * text_pooled + softmax(w)[1] * image_pooled, w learned (D).
+- ``cross_attention``: multi-head attention softmax(Q K^T / sqrt(d_k)) V between text tokens
+  and image patches (direction from the config), residual + layer norm, masked mean over the
+  queries; concatenated with the other modality's pooled vector, or with the reverse
+  direction for ``both`` (2D).
+- ``joint``: both pooled vectors projected into a shared space and L2-normalised; features
+  [z_text, z_image, z_text * z_image, cos(z_text, z_image)] (3D + 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmrlhf.models.base import EncoderOutput, masked_mean
+from mmrlhf.models.config import ModelConfig
+
+
+class Fusion(nn.Module):
+    """Base class: ``forward(text, image) -> (B, output_dim)``."""
+
+    output_dim: int
+
+    def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
+        """Fuse the two modalities."""
+        raise NotImplementedError
+
+
+class ConcatFusion(Fusion):
+    """Concatenate the pooled vectors."""
+
+    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.output_dim = 2 * dim
+
+    def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
+        """Return [text_pooled, image_pooled]."""
+        return torch.cat([text.pooled, image.pooled], dim=-1)
+
+
+class SumFusion(Fusion):
+    """Add the pooled vectors."""
+
+    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.output_dim = dim
+
+    def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
+        """Return text_pooled + image_pooled."""
+        return text.pooled + image.pooled
+
+
+class WeightedFusion(Fusion):
+    """Weighted sum with learned softmax weights over the two modalities (start: 0.5/0.5)."""
+
+    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.output_dim = dim
+        self.logits = nn.Parameter(torch.zeros(2))
+
+    def weights(self) -> torch.Tensor:
+        """Current (text, image) weights, summing to 1."""
+        return torch.softmax(self.logits, dim=0)
+
+    def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
+        """Return w_text * text_pooled + w_image * image_pooled."""
+        w = self.weights()
+        return w[0] * text.pooled + w[1] * image.pooled
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention, written out.
+
+    ``softmax(Q K^T / sqrt(d_k)) V`` per head with d_k = dim / num_heads; keys where
+    ``key_mask`` is False get no weight. A query whose keys are all masked attends to nothing
+    and returns the output projection of zeros (its bias) instead of NaN.
+    """
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, T, d_k)
+
+    def forward(
+        self, query: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Attend from ``query`` (B, Tq, D) to ``context`` (B, Tk, D) -> (B, Tq, D)."""
+        q, k, v = (
+            self._split(self.q(query)),
+            self._split(self.k(context)),
+            self._split(self.v(context)),
+        )
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, h, Tq, Tk)
+        keep = key_mask[:, None, None, :]
+        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+        attn = torch.softmax(scores, dim=-1) * keep.to(scores.dtype)
+        mixed = (attn @ v).transpose(1, 2).reshape(query.shape)  # (B, Tq, D)
+        return self.out(mixed)
+
+
+class CrossAttentionBlock(nn.Module):
+    """Queries attend to a context; residual + layer norm; masked mean over the queries."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.attention = MultiHeadAttention(dim, num_heads)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, queries: EncoderOutput, context: EncoderOutput) -> torch.Tensor:
+        """Return the pooled attended queries (B, D)."""
+        attended = self.norm(
+            queries.tokens + self.attention(queries.tokens, context.tokens, context.mask)
+        )
+        return masked_mean(attended, queries.mask)
+
+
+class CrossAttentionFusion(Fusion):
+    """Cross-modal attention between text tokens and image patches.
+
+    ``text_to_image``: text tokens are queries over image patches -> [attended_text,
+    image_pooled]. ``image_to_text``: patches query text tokens -> [attended_image,
+    text_pooled]. ``both``: [attended_text, attended_image].
+    """
+
+    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.direction = cfg.cross_attention_direction
+        self.output_dim = 2 * dim
+        if self.direction in ("text_to_image", "both"):
+            self.text_to_image = CrossAttentionBlock(dim, cfg.num_heads)
+        if self.direction in ("image_to_text", "both"):
+            self.image_to_text = CrossAttentionBlock(dim, cfg.num_heads)
+
+    def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
+        """Fuse by cross-attention in the configured direction(s)."""
+        if self.direction == "text_to_image":
+            return torch.cat([self.text_to_image(text, image), image.pooled], dim=-1)
+        if self.direction == "image_to_text":
+            return torch.cat([self.image_to_text(image, text), text.pooled], dim=-1)
+        return torch.cat([self.text_to_image(text, image), self.image_to_text(image, text)], -1)
+
+
+class JointEmbeddingFusion(Fusion):
+    """Project both modalities into a shared L2-normalised space (CLIP-style).
+
+    Features: [z_text, z_image, z_text * z_image, cosine(z_text, z_image)].
+    """
+
+    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.text_proj = nn.Linear(dim, dim)
+        self.image_proj = nn.Linear(dim, dim)
+        self.output_dim = 3 * dim + 1
+
+    def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
+        """Return the joint-space features (B, 3D + 1)."""
+        zt = F.normalize(self.text_proj(text.pooled), dim=-1)
+        zi = F.normalize(self.image_proj(image.pooled), dim=-1)
+        cosine = (zt * zi).sum(dim=-1, keepdim=True)
+        return torch.cat([zt, zi, zt * zi, cosine], dim=-1)
+
+
+FUSIONS: dict[str, Callable[[int, ModelConfig], Fusion]] = {
+    "concat": ConcatFusion,
+    "sum": SumFusion,
+    "weighted": WeightedFusion,
+    "cross_attention": CrossAttentionFusion,
+    "joint": JointEmbeddingFusion,
+}
+
+
+def build_fusion(dim: int, cfg: ModelConfig) -> Fusion:
+    """Build the fusion module ``cfg.fusion`` for encoders of width ``dim``."""
+    try:
+        factory = FUSIONS[cfg.fusion]
+    except KeyError:
+        raise ValueError(
+            f"Unknown fusion {cfg.fusion!r}; choose one of {sorted(FUSIONS)}"
+        ) from None
+    return factory(dim, cfg)

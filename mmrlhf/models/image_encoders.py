@@ -1,0 +1,166 @@
+"""Image encoders: uint8 images (B, H, W, 3) -> :class:`EncoderOutput` of patch tokens.
+
+Scaling to [0, 1] and NHWC -> NCHW happen inside the model, so observations travel as
+compact uint8. Every encoder returns patch tokens (B, T, D), an all-True mask (B, T) and a
+pooled vector (B, D). Pick one by name through :data:`IMAGE_ENCODERS`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmrlhf.models.base import Encoder, EncoderOutput
+from mmrlhf.models.config import ModelConfig
+from mmrlhf.models.pretrained import load_pretrained
+from mmrlhf.models.spaces import ObservationLayout
+
+logger = logging.getLogger(__name__)
+
+
+def to_nchw_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (or 0..255 float) NHWC images -> float NCHW in [0, 1]."""
+    return images.permute(0, 3, 1, 2).float().div(255.0)
+
+
+def _all_true(tokens: torch.Tensor) -> torch.Tensor:
+    return torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+
+
+class CNNImageEncoder(Encoder):
+    """Small conv net: stride-2 3x3 convs, then a grid of ``cnn_grid**2`` patch tokens.
+
+    Adaptive average pooling to a fixed grid makes it work for any H, W; a learned position
+    embedding lets attention fusion tell patches apart. Pooled = mean of the patch features.
+    """
+
+    def __init__(self, layout: ObservationLayout, cfg: ModelConfig) -> None:
+        super().__init__(cfg.embed_dim)
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for out_ch in (*cfg.cnn_channels, cfg.embed_dim):
+            layers += [nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1), nn.ReLU()]
+            in_ch = out_ch
+        layers.append(nn.AdaptiveAvgPool2d(cfg.cnn_grid))
+        self.backbone = nn.Sequential(*layers)
+        self.proj = nn.Identity()
+        self.position = nn.Parameter(torch.zeros(1, cfg.cnn_grid**2, cfg.embed_dim))
+        nn.init.normal_(self.position, std=0.02)
+
+    def forward(self, images: torch.Tensor) -> EncoderOutput:
+        """Encode images (B, H, W, 3) into grid tokens."""
+        with self.backbone_grad():
+            fmap = self.backbone(to_nchw_unit(images))  # (B, D, g, g)
+        feats = self.proj(fmap.flatten(2).transpose(1, 2))  # (B, g*g, D)
+        tokens = feats + self.position
+        return EncoderOutput(tokens=tokens, mask=_all_true(tokens), pooled=feats.mean(dim=1))
+
+
+class ViTImageEncoder(Encoder):
+    """Random-init Hugging Face ``ViTModel``: patch tokens, pooled = the [CLS] output.
+
+    Images whose sides are not multiples of ``vit_patch_size`` are resized up to the next
+    multiple.
+    """
+
+    def __init__(self, layout: ObservationLayout, cfg: ModelConfig) -> None:
+        super().__init__(cfg.embed_dim)
+        from transformers import ViTConfig, ViTModel
+
+        p = cfg.vit_patch_size
+        self.size = (math.ceil(layout.height / p) * p, math.ceil(layout.width / p) * p)
+        vit_cfg = ViTConfig(
+            image_size=self.size,
+            patch_size=p,
+            num_channels=3,
+            hidden_size=cfg.embed_dim,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            intermediate_size=2 * cfg.embed_dim,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
+        self.backbone = ViTModel(vit_cfg, add_pooling_layer=False)
+        self.proj = nn.Identity()
+
+    def forward(self, images: torch.Tensor) -> EncoderOutput:
+        """Encode images (B, H, W, 3) into ViT patch tokens."""
+        pixels = to_nchw_unit(images)
+        if tuple(pixels.shape[-2:]) != self.size:
+            pixels = F.interpolate(pixels, size=self.size, mode="bilinear", align_corners=False)
+        with self.backbone_grad():
+            hidden = self.backbone(pixel_values=(pixels - 0.5) / 0.5).last_hidden_state
+        hidden = self.proj(hidden)
+        tokens = hidden[:, 1:]
+        return EncoderOutput(tokens=tokens, mask=_all_true(tokens), pooled=hidden[:, 0])
+
+
+def _pixel_stats(model_dir: Path) -> tuple[Sequence[float], Sequence[float]]:
+    """Normalisation mean/std from ``preprocessor_config.json``, else 0.5/0.5."""
+    path = model_dir / "preprocessor_config.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        if "image_mean" in data and "image_std" in data:
+            return data["image_mean"], data["image_std"]
+    logger.warning("No image_mean/image_std in %s; normalising with 0.5/0.5", model_dir)
+    return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+class PretrainedImageEncoder(Encoder):
+    """A local pretrained vision tower (CLIP, ViT, ... via ``AutoModel``) plus a projection.
+
+    Images are resized to the model's ``image_size`` and normalised with the mean/std of its
+    ``preprocessor_config.json``. Pooled = the model's ``pooler_output`` (CLIP: the
+    post-layernorm [CLS]) when it has one, else the mean patch token.
+    """
+
+    def __init__(self, layout: ObservationLayout, cfg: ModelConfig) -> None:
+        super().__init__(cfg.embed_dim)
+        assert cfg.pretrained_image_path is not None  # guaranteed by ModelConfig
+        self.backbone, hf_cfg, path = load_pretrained(cfg.pretrained_image_path, "vision")
+        size = getattr(hf_cfg, "image_size", None) or (layout.height, layout.width)
+        self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        mean, std = _pixel_stats(path)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.proj = nn.Linear(int(hf_cfg.hidden_size), cfg.embed_dim)
+
+    def forward(self, images: torch.Tensor) -> EncoderOutput:
+        """Encode images (B, H, W, 3) with the pretrained tower, then project."""
+        pixels = to_nchw_unit(images)
+        if tuple(pixels.shape[-2:]) != self.size:
+            pixels = F.interpolate(pixels, size=self.size, mode="bilinear", align_corners=False)
+        with self.backbone_grad():
+            out = self.backbone(pixel_values=(pixels - self.mean) / self.std)
+        tokens = self.proj(out.last_hidden_state)
+        pooler = getattr(out, "pooler_output", None)
+        pooled = self.proj(pooler) if pooler is not None else tokens.mean(dim=1)
+        return EncoderOutput(tokens=tokens, mask=_all_true(tokens), pooled=pooled)
+
+
+IMAGE_ENCODERS: dict[str, Callable[[ObservationLayout, ModelConfig], Encoder]] = {
+    "cnn": CNNImageEncoder,
+    "vit": ViTImageEncoder,
+    "pretrained": PretrainedImageEncoder,
+}
+
+
+def build_image_encoder(layout: ObservationLayout, cfg: ModelConfig) -> Encoder:
+    """Build the image encoder ``cfg.image_encoder`` (frozen if ``cfg.freeze_image``)."""
+    try:
+        factory = IMAGE_ENCODERS[cfg.image_encoder]
+    except KeyError:
+        raise ValueError(
+            f"Unknown image_encoder {cfg.image_encoder!r}; choose one of {sorted(IMAGE_ENCODERS)}"
+        ) from None
+    encoder = factory(layout, cfg)
+    if cfg.freeze_image:
+        encoder.freeze()
+    return encoder

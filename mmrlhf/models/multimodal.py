@@ -1,0 +1,175 @@
+"""``MultimodalModel``: the PPO policy/value network for image + text observations.
+
+Observation: ``Dict(image=Box(0, 255, (H, W, 3), uint8), text=Box(0, V-1, (L,), int64))``
+(id 0 = padding); action: ``Discrete(n)``. Data flow::
+
+    obs.text  -> text_encoder  -> tokens (B, L, D), mask, pooled (B, D) --+
+                                                                          +-> fusion -> (B, F)
+    obs.image -> image_encoder -> patches (B, T, D), mask, pooled (B, D) -+
+    (B, F) -> output.policy -> logits (B, n)      (B, F) -> output.value -> V(s) (B,)
+
+With ``share_encoders=False`` the value function has its own ``value_encoder`` copy of the
+trunk; it exists only where values are computed (Learners), not on EnvRunners
+(``inference_only`` modules), and is not part of the weights shipped to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gymnasium as gym
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from ray.rllib.utils.annotations import override
+from torch import nn
+
+from mmrlhf.models.base import Encoder, EncoderOutput, count_parameters
+from mmrlhf.models.config import ModelConfig
+from mmrlhf.models.fusion import Fusion, build_fusion
+from mmrlhf.models.heads import PolicyValueHeads
+from mmrlhf.models.image_encoders import build_image_encoder
+from mmrlhf.models.spaces import ObservationLayout, parse_observation_space
+from mmrlhf.models.text_encoders import build_text_encoder
+
+logger = logging.getLogger(__name__)
+
+# Extra keys of the forward_train output: pooled embeddings for the contrastive loss.
+IMAGE_EMBEDDINGS = "mm_image_embeddings"
+TEXT_EMBEDDINGS = "mm_text_embeddings"
+
+
+class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
+    """Image + text actor-critic RLModule (RLlib new API stack, torch).
+
+    Configure through ``model_config`` (validated into :class:`ModelConfig`), e.g.::
+
+        RLModuleSpec(module_class=MultimodalModel,
+                     model_config=ModelConfig(fusion="cross_attention").to_rllib())
+
+    Submodules: ``text_encoder``, ``image_encoder``, ``fusion``, ``output`` (``policy`` and
+    ``value`` heads) and, with ``share_encoders=False`` on a Learner, ``value_encoder``.
+    """
+
+    mm_config: ModelConfig
+    layout: ObservationLayout
+
+    @override(TorchRLModule)
+    def setup(self) -> None:
+        """Validate spaces and config, build encoders, fusion and heads."""
+        self.mm_config = ModelConfig.from_rllib(self.model_config)
+        self.layout = parse_observation_space(self.observation_space)
+        if not isinstance(self.action_space, gym.spaces.Discrete):
+            raise ValueError(
+                f"MultimodalModel needs a Discrete action space, got {self.action_space!r}"
+            )
+        cfg = self.mm_config
+        self.text_encoder, self.image_encoder, self.fusion = self._build_trunk()
+        value_in = self.fusion.output_dim
+        if not cfg.share_encoders and not self.inference_only:
+            text, image, fusion = self._build_trunk()
+            self.value_encoder = nn.ModuleDict(
+                {"text_encoder": text, "image_encoder": image, "fusion": fusion}
+            )
+            value_in = fusion.output_dim
+        self.output = PolicyValueHeads(
+            self.fusion.output_dim, value_in, int(self.action_space.n), cfg.hidden_sizes
+        )
+        self._log_sizes()
+
+    def _build_trunk(self) -> tuple[Encoder, Encoder, Fusion]:
+        cfg = self.mm_config
+        text = build_text_encoder(self.layout, cfg)
+        image = build_image_encoder(self.layout, cfg)
+        return text, image, build_fusion(cfg.embed_dim, cfg)
+
+    def _log_sizes(self) -> None:
+        parts = ["text_encoder", "image_encoder", "fusion", "output", "value_encoder"]
+        sizes = []
+        for name in parts:
+            if hasattr(self, name):
+                trainable, frozen = count_parameters(getattr(self, name))
+                sizes.append(f"{name}={trainable:,}" + (f" (+{frozen:,} frozen)" if frozen else ""))
+        cfg = self.mm_config
+        logger.info(
+            "MultimodalModel text=%s image=%s fusion=%s obs=%s%s: %s",
+            cfg.text_encoder,
+            cfg.image_encoder,
+            cfg.fusion,
+            self.layout,
+            " [inference-only]" if self.inference_only else "",
+            ", ".join(sizes),
+        )
+
+    @property
+    def contrastive_weight(self) -> float:
+        """Weight of the auxiliary InfoNCE loss (read by ``MultimodalPPOLearner``)."""
+        return self.mm_config.contrastive_weight
+
+    @staticmethod
+    def _split_obs(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        obs = batch[Columns.OBS]
+        return obs["image"], obs["text"].long()
+
+    def encode(
+        self, batch: dict[str, Any], *, value: bool = False
+    ) -> tuple[torch.Tensor, EncoderOutput, EncoderOutput]:
+        """Run a trunk on ``batch[Columns.OBS]``.
+
+        Args:
+            batch: Batch holding ``Columns.OBS`` = {"image": (B, H, W, 3), "text": (B, L)}.
+            value: Use the value function's own trunk (only with ``share_encoders=False``).
+
+        Returns:
+            Fused features (B, F), text and image encoder outputs.
+        """
+        image, text = self._split_obs(batch)
+        if value and not self.mm_config.share_encoders:
+            if not hasattr(self, "value_encoder"):
+                raise RuntimeError(
+                    "This inference-only MultimodalModel has no value_encoder "
+                    "(share_encoders=False); compute values on a Learner's module"
+                )
+            trunk = self.value_encoder
+            text_out = trunk["text_encoder"](text)
+            image_out = trunk["image_encoder"](image)
+            return trunk["fusion"](text_out, image_out), text_out, image_out
+        text_out = self.text_encoder(text)
+        image_out = self.image_encoder(image)
+        return self.fusion(text_out, image_out), text_out, image_out
+
+    @override(TorchRLModule)
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        features, _, _ = self.encode(batch)
+        return {Columns.ACTION_DIST_INPUTS: self.output.logits(features)}
+
+    @override(TorchRLModule)
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        features, text_out, image_out = self.encode(batch)
+        if self.mm_config.share_encoders:
+            value_features = features
+        else:
+            value_features, _, _ = self.encode(batch, value=True)
+        return {
+            Columns.ACTION_DIST_INPUTS: self.output.logits(features),
+            Columns.EMBEDDINGS: value_features,
+            IMAGE_EMBEDDINGS: image_out.pooled,
+            TEXT_EMBEDDINGS: text_out.pooled,
+        }
+
+    @override(ValueFunctionAPI)
+    def compute_values(
+        self, batch: dict[str, Any], embeddings: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Values (B,); ``embeddings`` = ``forward_train``'s ``Columns.EMBEDDINGS`` if given."""
+        if embeddings is None:
+            embeddings, _, _ = self.encode(batch, value=True)
+        return self.output.values(embeddings)
+
+    @override(InferenceOnlyAPI)
+    def get_non_inference_attributes(self) -> list[str]:
+        """The value function's own trunk is not needed to act (top-level names only:
+        RLlib 2.60 deletes dotted names from the wrong object)."""
+        return [] if self.mm_config.share_encoders else ["value_encoder"]

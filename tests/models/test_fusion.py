@@ -1,0 +1,113 @@
+"""Fusion modules: output sizes, the attention maths, weights and the joint space."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmrlhf.models import ModelConfig
+from mmrlhf.models.base import EncoderOutput
+from mmrlhf.models.fusion import FUSIONS, MultiHeadAttention, build_fusion
+
+D = 16
+
+
+def _outputs(batch: int = 3, t_text: int = 5, t_image: int = 4) -> tuple[EncoderOutput, ...]:
+    gen = torch.Generator().manual_seed(0)
+    text_tokens = torch.randn(batch, t_text, D, generator=gen)
+    text_mask = torch.ones(batch, t_text, dtype=torch.bool)
+    text_mask[0, 2:] = False
+    text_mask[1, :] = False  # empty text
+    image_tokens = torch.randn(batch, t_image, D, generator=gen)
+    text = EncoderOutput(text_tokens, text_mask, torch.randn(batch, D, generator=gen))
+    image = EncoderOutput(
+        image_tokens, torch.ones(batch, t_image, dtype=torch.bool), image_tokens.mean(1)
+    )
+    return text, image
+
+
+EXPECTED_DIM = {
+    "concat": 2 * D,
+    "sum": D,
+    "weighted": D,
+    "cross_attention": 2 * D,
+    "joint": 3 * D + 1,
+}
+
+
+CASES = [(name, "text_to_image") for name in sorted(FUSIONS)] + [
+    ("cross_attention", "image_to_text"),
+    ("cross_attention", "both"),
+]
+
+
+@pytest.mark.parametrize(("name", "direction"), CASES)
+def test_output_dim(name: str, direction: str) -> None:
+    cfg = ModelConfig(embed_dim=D, fusion=name, num_heads=4, cross_attention_direction=direction)
+    fusion = build_fusion(D, cfg)
+    out = fusion(*_outputs())
+    assert fusion.output_dim == EXPECTED_DIM[name]
+    assert out.shape == (3, fusion.output_dim)
+    assert torch.isfinite(out).all()
+
+
+def test_registry_covers_all_config_choices() -> None:
+    assert set(FUSIONS) == {"concat", "sum", "weighted", "cross_attention", "joint"}
+
+
+def test_attention_matches_scaled_dot_product_reference() -> None:
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(D, num_heads=4)
+    query, context = torch.randn(2, 3, D), torch.randn(2, 6, D)
+    mask = torch.tensor([[True] * 6, [True, True, False, True, False, False]])
+    heads = lambda x: x.view(2, -1, 4, D // 4).transpose(1, 2)  # noqa: E731
+    q, k, v = heads(attn.q(query)), heads(attn.k(context)), heads(attn.v(context))
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+    expected = attn.out(ref.transpose(1, 2).reshape(2, 3, D))
+    torch.testing.assert_close(attn(query, context, mask), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_masked_keys_have_no_influence_and_empty_context_is_finite() -> None:
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(D, num_heads=2)
+    query, context = torch.randn(1, 3, D), torch.randn(1, 5, D)
+    mask = torch.tensor([[True, True, False, False, False]])
+    changed = context.clone()
+    changed[:, 2:] += 100.0
+    torch.testing.assert_close(attn(query, context, mask), attn(query, changed, mask))
+    out = attn(query, context, torch.zeros_like(mask))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, attn.out.bias.expand_as(out))
+
+
+def test_weighted_fusion_is_a_learned_convex_combination() -> None:
+    fusion = build_fusion(D, ModelConfig(embed_dim=D, fusion="weighted"))
+    with torch.no_grad():
+        fusion.logits.copy_(torch.tensor([0.0, 1.0]))
+    text, image = _outputs()
+    w = fusion.weights()
+    assert w.sum().item() == pytest.approx(1.0)
+    torch.testing.assert_close(fusion(text, image), w[0] * text.pooled + w[1] * image.pooled)
+    fusion(text, image).sum().backward()
+    assert fusion.logits.grad is not None and fusion.logits.grad.abs().sum() > 0
+
+
+def test_joint_features_are_normalised_and_end_with_cosine() -> None:
+    fusion = build_fusion(D, ModelConfig(embed_dim=D, fusion="joint"))
+    out = fusion(*_outputs())
+    zt, zi = out[:, :D], out[:, D : 2 * D]
+    torch.testing.assert_close(zt.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(zi.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(out[:, -1], F.cosine_similarity(zt, zi, dim=-1))
+
+
+def test_cross_attention_uses_the_image_patches() -> None:
+    torch.manual_seed(0)
+    fusion = build_fusion(D, ModelConfig(embed_dim=D, fusion="cross_attention", num_heads=2))
+    text, image = _outputs()
+    shuffled = EncoderOutput(image.tokens.flip(1) * 2, image.mask, image.pooled)
+    before, after = fusion(text, image), fusion(text, shuffled)
+    # Only the attended-text half changes (image pooled is the same); row 1 has no text.
+    assert not torch.allclose(before[0, :D], after[0, :D])
+    torch.testing.assert_close(before[:, D:], after[:, D:])
