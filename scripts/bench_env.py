@@ -11,6 +11,7 @@ well above 20,000 steps/s, Minigrid about 1,500.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -68,10 +69,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write results as JSON here")
     args = parser.parse_args()
 
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not every OS can pin
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
-    except (AttributeError, OSError):
-        pass
     from mmrlhf.envs import MyMultimodalEnv
 
     rows: dict[str, dict[str, float]] = {}
