@@ -1,5 +1,11 @@
 """The `mmrlhf` command.
 
+    mmrlhf train CONFIG [--debug] [--resume CKPT] [--set a.b=v ...] [--out FILE.json]
+    mmrlhf tune CONFIG [--resume] [--set ...] [--out FILE.json]
+    mmrlhf submit CONFIG --address http://HEAD:8265 [--tune] [--follow] [--out FILE.json]
+    mmrlhf jobs status|logs|stop JOB_ID --address http://HEAD:8265
+    mmrlhf eval CHECKPOINT [--split test] [--episodes N] [--out FILE.json]
+    mmrlhf plot RESULTS_DIR [--out curves.png]
     mmrlhf env show --task vqa --episodes 8 --out sheet.png   # contact sheet of episodes
     mmrlhf env info --task caption                            # spaces and action meanings
 """
@@ -11,28 +17,77 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
-
-import yaml
 
 log = logging.getLogger(__name__)
 
 
-def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
-    """`key=value` strings to a dict; values are parsed as YAML (numbers, lists, booleans)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+def write_json(path: str | None, data: Any) -> None:
+    """Write a command's final metrics to `--out` (if given)."""
+    if path:
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=2, default=str))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mmrlhf.config import load_config
+    from mmrlhf.trainers.train import train
+
+    cfg = load_config(args.config, args.set)
+    result = train(cfg, debug=args.debug, resume=args.resume, progress=print)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    print(f"results:        {result.run_dir / 'progress.jsonl'}")
+    print(f"checkpoint:     {result.checkpoint}")
+    print(f"learning curve: {summary.get('learning_curve')}")
+    write_json(args.out, summary)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from mmrlhf.config import load_config
+    from mmrlhf.trainers.tune import tune
+
+    cfg = load_config(args.config, args.set)
+    summary = tune(cfg, resume=args.resume)
+    print(summary.table())
+    best = summary.best
+    print(f"best checkpoint: {best['checkpoint'] if best else None}")
+    write_json(
+        args.out,
+        {"experiment_dir": str(summary.experiment_dir), "trials": summary.trials, "best": best},
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mmrlhf.config import load_config
+    from mmrlhf.trainers.evaluate import evaluate, markdown_table
+
+    cfg = load_config(args.config, args.set) if args.config else None
+    metrics = evaluate(args.checkpoint, cfg=cfg, split=args.split, episodes=args.episodes)
+    print(markdown_table(metrics))
+    write_json(args.out, metrics)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from mmrlhf.trainers.plot import find_runs, plot_runs
+
+    root = Path(args.results_dir)
+    runs = find_runs(root)
+    out = Path(args.out) if args.out else root / "learning_curves.png"
+    plot_runs(runs, out)
+    print(f"{len(runs)} run(s) -> {out}")
+    return 0
 
 
 def _env_from_args(args: argparse.Namespace, render: bool) -> Any:
+    from mmrlhf.config import parse_overrides
     from mmrlhf.envs import MyMultimodalEnv
 
-    cfg = {"task": args.task, "split": args.split, **parse_sets(args.set)}
+    cfg = {"task": args.task, "split": args.split, **parse_overrides(args.set)}
     return MyMultimodalEnv(cfg, render_mode="rgb_array" if render else None)
 
 
@@ -71,6 +126,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def experiment(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("config", help="experiment YAML (see configs/)")
+        p.add_argument("--set", action="append", default=[], metavar="A.B=VALUE",
+                       help="override any config field; repeatable")  # fmt: skip
+        p.add_argument("--out", help="write the final metrics as JSON here")
+        return p
+
+    train = experiment("train", "run one experiment")
+    train.add_argument("--debug", action="store_true",
+                       help="single process (no EnvRunner/Learner actors), for pdb")  # fmt: skip
+    train.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint")
+    train.set_defaults(func=cmd_train)
+
+    tune = experiment("tune", "run a Ray Tune sweep (tune: section of the config)")
+    tune.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    tune.set_defaults(func=cmd_tune)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on fresh episodes")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--split", default="test", choices=["train", "test"])
+    ev.add_argument("--episodes", type=int, default=200)
+    ev.add_argument("--config", help="experiment YAML (default: the run's saved config.yaml)")
+    ev.add_argument("--set", action="append", default=[], metavar="A.B=VALUE")
+    ev.add_argument("--out", help="write the metrics as JSON here")
+    ev.set_defaults(func=cmd_eval)
+
+    plot = sub.add_parser("plot", help="learning curves of every run under a directory")
+    plot.add_argument("results_dir")
+    plot.add_argument("--out", help="PNG path (default: RESULTS_DIR/learning_curves.png)")
+    plot.set_defaults(func=cmd_plot)
+
     env = sub.add_parser("env", help="inspect MyMultimodalEnv")
     env_sub = env.add_subparsers(dest="env_command", required=True)
     show = env_sub.add_parser("show", help="write a contact sheet of rendered episodes")
@@ -94,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         # Config and data errors already name what was wrong and what is allowed.
         print(f"error: {e}", file=sys.stderr)
         return 2

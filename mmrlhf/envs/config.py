@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mmrlhf.envs.scenes import MAX_OBJECTS
+from mmrlhf.validation import explain
 
 QuestionType = Literal["color", "shape", "count", "exists", "position"]
 QUESTION_TYPES: tuple[str, ...] = ("color", "shape", "count", "exists", "position")
@@ -82,19 +82,3 @@ class EnvConfig(BaseModel):
             return cls(**merged)
         except ValidationError as e:
             raise ValueError(explain(e, cls, "env")) from None
-
-
-def explain(err: ValidationError, model: type[BaseModel], where: str) -> str:
-    """Turn a pydantic error into one message naming each bad field and what is allowed."""
-    fields = list(model.model_fields)
-    lines = [f"invalid {where} config:"]
-    for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(root)"
-        if item["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(item["loc"][-1]), fields, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            lines.append(f"  {key}: unknown key{hint} Allowed keys: {', '.join(fields)}")
-        else:
-            msg = item["msg"].removeprefix("Value error, ")
-            lines.append(f"  {key}: {msg} (got {item.get('input')!r})")
-    return "\n".join(lines)

@@ -1,0 +1,209 @@
+"""The typed experiment config: one YAML file drives `train`, `tune` and `submit`.
+
+    cfg = load_config("configs/quickstart.yaml", ["feedback.rater=noisy", "feedback.sigma=0.5"])
+
+Sections: `env` (EnvConfig), `model` (ModelConfig), `feedback` (FeedbackConfig), `training`
+(PPO and EnvRunner settings), `stop`, `checkpoint`, `tune`. An unknown key anywhere is rejected
+with its dotted path and close matches; `--set a.b=value` overrides any field (values are parsed
+as YAML). This module only validates; `trainers/ppo.py` turns it into RLlib's config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mmrlhf.envs.config import EnvConfig
+from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.models.config import ModelConfig
+from mmrlhf.validation import explain
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingConfig(_Section):
+    """PPO hyperparameters and how sampling is laid out over processes.
+
+    `num_env_runners=0` samples in the driver (what `--debug` forces); `num_learners=0` trains in
+    the driver. `torch_threads` caps intra-op threads per process so the driver and EnvRunners
+    do not oversubscribe small machines.
+    """
+
+    lr: float = Field(3e-4, gt=0)
+    gamma: float = Field(0.99, ge=0, le=1)
+    lambda_: float = Field(0.95, ge=0, le=1)
+    clip_param: float = Field(0.2, gt=0)
+    entropy_coeff: float = Field(0.01, ge=0)
+    vf_loss_coeff: float = Field(0.5, ge=0)
+    grad_clip: float | None = Field(0.5, gt=0)
+    train_batch_size: int = Field(512, ge=1)
+    minibatch_size: int = Field(128, ge=1)
+    num_epochs: int = Field(4, ge=1)
+    num_env_runners: int = Field(1, ge=0)
+    num_envs_per_env_runner: int = Field(8, ge=1)
+    rollout_fragment_length: int | Literal["auto"] = "auto"
+    num_learners: int = Field(0, ge=0)
+    num_cpus_per_env_runner: float = Field(1.0, ge=0)
+    torch_threads: int = Field(1, ge=1)
+    seed: int | None = 0
+    restart_failed_env_runners: bool = True
+
+    @model_validator(mode="after")
+    def _minibatch_fits(self) -> TrainingConfig:
+        if self.minibatch_size > self.train_batch_size:
+            raise ValueError(
+                f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
+                f"({self.train_batch_size})"
+            )
+        return self
+
+
+class StopConfig(_Section):
+    """When training ends: the first condition met wins. At least one must be set."""
+
+    iterations: int | None = Field(20, ge=1)
+    env_steps: int | None = Field(None, ge=1)
+    accuracy: float | None = Field(None, gt=0, le=1)
+    wall_time_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _something_stops(self) -> StopConfig:
+        if all(v is None for v in self.model_dump().values()):
+            raise ValueError("set at least one of iterations, env_steps, accuracy, wall_time_s")
+        return self
+
+
+class CheckpointConfig(_Section):
+    """Checkpoint every `every` iterations (0 = only at the end) under the run directory."""
+
+    every: int = Field(5, ge=0)
+    keep: int = Field(2, ge=1)
+
+
+class SearchDomain(_Section):
+    """One Tune search dimension, e.g. `{grid: [concat, joint]}` or `{loguniform: [1e-4, 1e-3]}`."""
+
+    grid: list[Any] | None = None
+    choice: list[Any] | None = None
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SearchDomain:
+        set_ = [k for k, v in self.model_dump().items() if v is not None]
+        if len(set_) != 1:
+            raise ValueError(
+                f"a search dimension takes exactly one of grid, choice, uniform, loguniform; "
+                f"got {set_ or 'none'}"
+            )
+        return self
+
+
+class TuneConfig(_Section):
+    """A Ray Tune sweep. `search_space` keys are dotted config paths (`model.fusion`);
+    `metric` is one of the headline metric names in `mmrlhf.trainers.metrics.RESULT_KEYS`."""
+
+    search_space: dict[str, SearchDomain] = Field(default_factory=dict)
+    num_samples: int = Field(1, ge=1)
+    metric: str = "accuracy"
+    mode: Literal["max", "min"] = "max"
+    scheduler: Literal["none", "asha"] = "none"
+    grace_period: int = Field(2, ge=1)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    max_failures: int = Field(1, ge=0)
+
+
+class ExperimentConfig(_Section):
+    """Everything one experiment needs. `output_dir/name` holds its results and checkpoints."""
+
+    name: str = "mmrlhf"
+    output_dir: str = "results"
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    stop: StopConfig = Field(default_factory=StopConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> ExperimentConfig:
+        """A copy with dotted-path overrides applied and validated again."""
+        data = self.model_dump(mode="json")
+        for key, value in overrides.items():
+            set_dotted(data, key, value)
+        return validate_config(data)
+
+
+class ConfigError(ValueError):
+    """A bad experiment config; the message names each bad key and what is allowed."""
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """`set_dotted(d, "a.b", 1)` sets `d["a"]["b"] = 1`, creating sections as needed."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """`["a.b=1", "c=[x, y]"]` to `{"a.b": 1, "c": ["x", "y"]}`; values parse as YAML."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    value = yaml.safe_load(text) if text.strip() else None
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-3" as a string; users mean the number.
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def validate_config(data: Mapping[str, Any]) -> ExperimentConfig:
+    """Validate a plain mapping into an `ExperimentConfig`, with one readable error."""
+    try:
+        return ExperimentConfig.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(explain(err, ExperimentConfig, "experiment")) from None
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> ExperimentConfig:
+    """Read a YAML experiment config (or defaults when `path` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} not found")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
+        data = loaded
+    pairs = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    for key, value in pairs.items():
+        set_dotted(data, key, value)
+    return validate_config(data)

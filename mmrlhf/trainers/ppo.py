@@ -1,0 +1,58 @@
+"""`build_ppo_config`: the one place a typed `ExperimentConfig` becomes RLlib's `PPOConfig`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.algorithms.ppo import PPOConfig
+
+from mmrlhf.callbacks import apply_feedback
+from mmrlhf.config import ExperimentConfig
+from mmrlhf.envs import RLLIB_NAME
+from mmrlhf.models import MultimodalPPOLearner, model_spec
+
+
+def env_config_dict(cfg: ExperimentConfig, **overrides: Any) -> dict[str, Any]:
+    """The env's RLlib `env_config`: the validated EnvConfig fields, plus overrides."""
+    return {**cfg.env.model_dump(mode="json"), **overrides}
+
+
+def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
+    """Translate `cfg` into a `PPOConfig` on RLlib's new API stack.
+
+    Sets the env (by its registry name), the `MultimodalModel` spec, PPO hyperparameters, the
+    EnvRunner layout, fault tolerance, the seed, and the feedback callback (which also switches
+    to complete-episode batches when feedback is on).
+    """
+    t = cfg.training
+    config = (
+        PPOConfig()
+        .environment(RLLIB_NAME, env_config=env_config_dict(cfg))
+        .framework("torch")
+        .env_runners(
+            num_env_runners=t.num_env_runners,
+            num_envs_per_env_runner=t.num_envs_per_env_runner,
+            rollout_fragment_length=t.rollout_fragment_length,
+            num_cpus_per_env_runner=t.num_cpus_per_env_runner,
+        )
+        .learners(num_learners=t.num_learners, learner_class=MultimodalPPOLearner)
+        .training(
+            lr=t.lr,
+            gamma=t.gamma,
+            lambda_=t.lambda_,
+            clip_param=t.clip_param,
+            entropy_coeff=t.entropy_coeff,
+            vf_loss_coeff=t.vf_loss_coeff,
+            grad_clip=t.grad_clip,
+            train_batch_size_per_learner=t.train_batch_size,
+            minibatch_size=t.minibatch_size,
+            num_epochs=t.num_epochs,
+        )
+        .rl_module(rl_module_spec=model_spec(cfg.model))
+        .fault_tolerance(
+            restart_failed_env_runners=t.restart_failed_env_runners,
+            max_num_env_runner_restarts=1000,
+        )
+        .debugging(seed=t.seed)
+    )
+    return apply_feedback(config, cfg.feedback)

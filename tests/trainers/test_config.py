@@ -1,0 +1,56 @@
+"""Experiment config: YAML loading, overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmrlhf.config import ConfigError, load_config, parse_overrides
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates(path: Path) -> None:
+    load_config(path)
+
+
+def test_overrides_reach_nested_fields() -> None:
+    cfg = load_config(None, ["feedback.rater=noisy", "feedback.sigma=0.5", "env.task=caption"])
+    assert (cfg.feedback.rater, cfg.feedback.sigma, cfg.env.task) == ("noisy", 0.5, "caption")
+
+
+def test_values_parse_as_yaml() -> None:
+    assert parse_overrides(["a=1", "b=[x, y]", "c=true", "d=null", "e=1e-3"]) == {
+        "a": 1, "b": ["x", "y"], "c": True, "d": None, "e": 1e-3,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("trainig.lr=1", "trainig: unknown key; did you mean training?"),
+        ("env.image_sise=32", "env.image_sise: unknown key; did you mean image_size"),
+        ("feedback.ratr=noisy", "feedback.ratr: unknown key; did you mean rater?"),
+        ("feedback.rater=psychic", "unknown rater 'psychic'; allowed:"),
+        ("model.fusion=glue", "model.fusion: Input should be 'concat', 'sum', 'weighted'"),
+        ("training.minibatch_size=4096", "minibatch_size (4096) must be <= train_batch_size"),
+        ("stop.iterations=null", "set at least one of iterations, env_steps"),
+        ("tune.search_space={model.fusion: {grid: [a], choice: [b]}}", "exactly one of grid"),
+    ],
+)
+def test_errors_name_the_key(override: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert fragment in str(err.value)
+
+
+def test_bad_override_syntax_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expects key=value"):
+        load_config(None, ["training.lr"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(tmp_path / "list.yaml")
