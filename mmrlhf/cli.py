@@ -61,6 +61,42 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from mmrlhf.trainers.submit import submit
+
+    result = submit(
+        args.config,
+        args.address,
+        command="tune" if args.tune else "train",
+        overrides=args.set,
+        follow=args.follow,
+        timeout_s=args.timeout,
+        on_log=sys.stdout.write,
+    )
+    print(f"job {result.job_id}: {result.status} ({result.address})")
+    write_json(args.out, result.to_dict())
+    return 0 if (result.succeeded or not args.follow) else 1
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from mmrlhf.trainers import submit as jobs
+
+    if args.action == "list":
+        for job in jobs.list_jobs(args.address):
+            print(job)
+        return 0
+    if not args.job_id:
+        raise ValueError(f"jobs {args.action} needs a JOB_ID")
+    if args.action == "status":
+        print(jobs.job_status(args.address, args.job_id))
+    elif args.action == "logs":
+        print(jobs.job_logs(args.address, args.job_id), end="")
+    else:
+        stopped = jobs.stop_job(args.address, args.job_id)
+        print("stop requested" if stopped else "job was not running")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from mmrlhf.config import load_config
     from mmrlhf.trainers.evaluate import evaluate, markdown_table
@@ -144,6 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     tune.set_defaults(func=cmd_tune)
 
+    from mmrlhf.trainers.submit import default_address
+
+    submit = experiment("submit", "send train (or --tune) to a Ray cluster as a Ray Job")
+    submit.add_argument("--address", default=default_address(),
+                        help="job server, e.g. http://HEAD:8265 (token auth: set "
+                             "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN)")  # fmt: skip
+    submit.add_argument("--tune", action="store_true", help="run `mmrlhf tune` on the cluster")
+    submit.add_argument("--follow", action="store_true", help="stream logs until the job ends")
+    submit.add_argument("--timeout", type=float, help="stop following after this many seconds")
+    submit.set_defaults(func=cmd_submit)
+
+    jobs = sub.add_parser("jobs", help="status, logs or stop of a submitted job")
+    jobs.add_argument("action", choices=["status", "logs", "stop", "list"])
+    jobs.add_argument("job_id", nargs="?")
+    jobs.add_argument("--address", default=default_address())
+    jobs.set_defaults(func=cmd_jobs)
+
     ev = sub.add_parser("eval", help="evaluate a checkpoint on fresh episodes")
     ev.add_argument("checkpoint")
     ev.add_argument("--split", default="test", choices=["train", "test"])
@@ -174,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mmrlhf.trainers.submit import SubmitError
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -181,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, SubmitError) as e:
         # Config and data errors already name what was wrong and what is allowed.
         print(f"error: {e}", file=sys.stderr)
         return 2
