@@ -117,6 +117,12 @@ class TuneConfig(_Section):
     grace_period: int = Field(2, ge=1)
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(1, ge=0)
+    wandb_project: str | None = Field(
+        None, description="Log trials to this W&B project (extra: mmrlhf[wandb])."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="Log trials to this MLflow server or file:// store (mmrlhf[mlflow])."
+    )
 
 
 class ExperimentConfig(_Section):

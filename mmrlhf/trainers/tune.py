@@ -78,6 +78,37 @@ def _trainable(params: dict[str, Any]) -> None:
         algo.stop()
 
 
+def logger_callbacks(cfg: ExperimentConfig) -> list[Any]:
+    """Tune's own W&B / MLflow integrations, when the config asks for them.
+
+    TensorBoard needs nothing: Tune's default loggers write event files into each trial dir.
+    """
+    tc = cfg.tune
+    callbacks: list[Any] = []
+    if tc.wandb_project:
+        _require("wandb", "wandb_project")
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        callbacks.append(WandbLoggerCallback(project=tc.wandb_project, group=cfg.name))
+    if tc.mlflow_tracking_uri:
+        _require("mlflow", "mlflow_tracking_uri")
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        callbacks.append(
+            MLflowLoggerCallback(tracking_uri=tc.mlflow_tracking_uri, experiment_name=cfg.name)
+        )
+    return callbacks
+
+
+def _require(package: str, field: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        raise ValueError(
+            f"tune.{field} needs the {package!r} package: pip install 'mmrlhf[{package}]'"
+        )
+
+
 def trial_resources(cfg: ExperimentConfig) -> ray_tune.PlacementGroupFactory:
     """CPUs one trial holds: its driver plus one bundle per EnvRunner."""
     t = cfg.training
@@ -146,6 +177,7 @@ def tune(cfg: ExperimentConfig, *, resume: bool = False) -> TuneSummary:
                 storage_path=str(storage),
                 failure_config=ray_tune.FailureConfig(max_failures=tc.max_failures),
                 checkpoint_config=ray_tune.CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
+                callbacks=logger_callbacks(cfg),
                 verbose=1,
             ),
         )

@@ -54,3 +54,14 @@ def test_bad_override_syntax_and_missing_file(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_tune_logger_integrations_name_the_missing_extra() -> None:
+    import importlib.util
+
+    from mmrlhf.trainers.tune import logger_callbacks
+
+    assert logger_callbacks(load_config(None)) == []
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(ValueError, match=r"pip install 'mmrlhf\[wandb\]'"):
+            logger_callbacks(load_config(None, ["tune.wandb_project=demo"]))
