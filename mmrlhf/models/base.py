@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -72,3 +76,11 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
     return trainable, frozen
+
+
+def pick(registry: Mapping[str, T], name: str, field: str) -> T:
+    """`registry[name]`, or a ValueError naming the config `field` and the allowed names."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(f"Unknown {field} {name!r}; choose one of {sorted(registry)}") from None

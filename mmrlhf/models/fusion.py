@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrlhf.models.base import EncoderOutput, masked_mean
+from mmrlhf.models.base import EncoderOutput, masked_mean, pick
 from mmrlhf.models.config import ModelConfig
 
 
@@ -192,10 +192,5 @@ FUSIONS: dict[str, Callable[[int, ModelConfig], Fusion]] = {
 
 def build_fusion(dim: int, cfg: ModelConfig) -> Fusion:
     """Build the fusion module ``cfg.fusion`` for encoders of width ``dim``."""
-    try:
-        factory = FUSIONS[cfg.fusion]
-    except KeyError:
-        raise ValueError(
-            f"Unknown fusion {cfg.fusion!r}; choose one of {sorted(FUSIONS)}"
-        ) from None
+    factory = pick(FUSIONS, cfg.fusion, "fusion")
     return factory(dim, cfg)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrlhf.models.base import Encoder, EncoderOutput
+from mmrlhf.models.base import Encoder, EncoderOutput, pick
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.pretrained import load_pretrained
 from mmrlhf.models.spaces import ObservationLayout
@@ -154,12 +154,7 @@ IMAGE_ENCODERS: dict[str, Callable[[ObservationLayout, ModelConfig], Encoder]] =
 
 def build_image_encoder(layout: ObservationLayout, cfg: ModelConfig) -> Encoder:
     """Build the image encoder ``cfg.image_encoder`` (frozen if ``cfg.freeze_image``)."""
-    try:
-        factory = IMAGE_ENCODERS[cfg.image_encoder]
-    except KeyError:
-        raise ValueError(
-            f"Unknown image_encoder {cfg.image_encoder!r}; choose one of {sorted(IMAGE_ENCODERS)}"
-        ) from None
+    factory = pick(IMAGE_ENCODERS, cfg.image_encoder, "image_encoder")
     encoder = factory(layout, cfg)
     if cfg.freeze_image:
         encoder.freeze()

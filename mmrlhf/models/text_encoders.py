@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from mmrlhf.models.base import Encoder, EncoderOutput, masked_mean
+from mmrlhf.models.base import Encoder, EncoderOutput, masked_mean, pick
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.pretrained import load_pretrained
 from mmrlhf.models.spaces import ObservationLayout
@@ -162,12 +162,7 @@ TEXT_ENCODERS: dict[str, Callable[[ObservationLayout, ModelConfig], Encoder]] = 
 
 def build_text_encoder(layout: ObservationLayout, cfg: ModelConfig) -> Encoder:
     """Build the text encoder ``cfg.text_encoder`` (frozen if ``cfg.freeze_text``)."""
-    try:
-        factory = TEXT_ENCODERS[cfg.text_encoder]
-    except KeyError:
-        raise ValueError(
-            f"Unknown text_encoder {cfg.text_encoder!r}; choose one of {sorted(TEXT_ENCODERS)}"
-        ) from None
+    factory = pick(TEXT_ENCODERS, cfg.text_encoder, "text_encoder")
     encoder = factory(layout, cfg)
     if cfg.freeze_text:
         encoder.freeze()
