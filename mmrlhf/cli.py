@@ -6,6 +6,7 @@
     mmrlhf jobs status|logs|stop JOB_ID --address http://HEAD:8265
     mmrlhf eval CHECKPOINT [--split test] [--episodes N] [--out FILE.json]
     mmrlhf plot RESULTS_DIR [--out curves.png]
+    mmrlhf label EXP_DIR [--port 8765] [--token T] [--demo N]   # human labelling page
     mmrlhf env show --task vqa --episodes 8 --out sheet.png   # contact sheet of episodes
     mmrlhf env info --task caption                            # spaces and action meanings
 """
@@ -105,6 +106,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = evaluate(args.checkpoint, cfg=cfg, split=args.split, episodes=args.episodes)
     print(markdown_table(metrics))
     write_json(args.out, metrics)
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from mmrlhf.feedback.labelstore import LabelStore
+    from mmrlhf.trainers.label_server import resolve_store_path, serve
+
+    serve(args.store, host=args.host, port=args.port, token=args.token,
+          budget=args.budget, demo=args.demo, log_level=args.log_level)  # fmt: skip
+    if args.out:
+        with LabelStore(resolve_store_path(args.store)) as store:
+            write_json(args.out, store.stats())
     return 0
 
 
@@ -223,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     info = env_sub.add_parser("info", help="print spaces, actions and config as JSON")
     _add_env_args(info)
     info.set_defaults(func=cmd_env_info)
+    lab = sub.add_parser("label", help="serve the labelling page for an experiment's labels")
+    lab.add_argument("store", help="experiment directory (labels.sqlite inside) or a .sqlite file")
+    lab.add_argument("--host", default="127.0.0.1")
+    lab.add_argument("--port", type=int, default=8765)
+    lab.add_argument("--token", help="shared token raters must send (default: $MMRLHF_LABEL_TOKEN)")
+    lab.add_argument("--budget", type=int, help="set the store's label budget")
+    lab.add_argument("--demo", type=int, default=0, metavar="N",
+                     help="fill an empty store with N demo episodes per task")  # fmt: skip
+    lab.add_argument("--log-level", default="info")
+    lab.add_argument("--out", help="write the final label stats as JSON here on exit")
+    lab.set_defaults(func=cmd_label)
     return parser
 
 
