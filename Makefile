@@ -31,7 +31,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"
-	$(BIN)/python scripts/bench_env.py --out bench_env.json
+	$(BIN)/python scripts/bench_env.py --out benchmarks/bench_env.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
