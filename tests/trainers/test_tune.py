@@ -31,3 +31,10 @@ def test_two_trials(ray_session: None, tiny_cfg: ExperimentConfig, tmp_path: Pat
         assert t["metrics"]["iteration"] == 2
         assert t["checkpoint"] and Path(t["checkpoint"]).is_dir()
     assert result["best"]["trial_id"] in {t["trial_id"] for t in trials}
+
+    # --resume restores the finished experiment (Tuner.restore) instead of starting over.
+    out2 = tmp_path / "resumed.json"
+    assert main(["tune", str(config), "--resume", "--out", str(out2)]) == 0
+    resumed = json.loads(out2.read_text())
+    assert {t["trial_id"] for t in resumed["trials"]} == {t["trial_id"] for t in trials}
+    assert all(t["metrics"]["iteration"] == 2 for t in resumed["trials"])
