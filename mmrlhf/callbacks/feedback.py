@@ -21,9 +21,11 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 from mmrlhf.callbacks.episodes import record_from_episode
+from mmrlhf.callbacks.reward_model import RewardModelFeedback, env_tokenizer
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.engine import FeedbackEngine, hub_entry, shape_rewards
 from mmrlhf.feedback.hub import HubClient, get_or_create_hub
+from mmrlhf.feedback.rm_hub import get_or_create_rm_hub
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,17 @@ LABELS_LIFETIME = "feedback/labels_lifetime"
 SKIPPED = "feedback/skipped"
 NOT_RATED = "feedback/not_rated"
 AGREEMENT = "feedback/agreement"
+# source="reward_model" (RLHF), EnvRunner side.
+RM_VERSION = "feedback/rm_version"  # newest reward-model version any runner scores with
+RM_VERSION_MIN = "feedback/rm_version_min"  # oldest version still in use by a runner
+RM_REWARD_MEAN = "feedback/rm_reward_mean"  # normalised reward-model reward
+RM_RAW_MEAN = "feedback/rm_raw_mean"  # reward-model output before normalisation
+RM_UNCERTAINTY = "feedback/rm_uncertainty"  # ensemble std
+RM_UNSCORED = "feedback/rm_unscored"  # episodes finished before any model was loaded
+RM_SENT = "feedback/rm_episodes_sent"
+# Algorithm side: the reward-model hub's totals, under result["feedback"] (and labels also
+# under env_runners/feedback/labels_lifetime, where the progress line reads them).
+RESULT_SECTION = "feedback"
 
 DEFAULT_WINDOW = 100
 
@@ -54,6 +67,12 @@ class FeedbackCallback(RLlibCallback):
     At each `sample()` end it logs the counts `feedback/labels`, `feedback/skipped`,
     `feedback/not_rated` (sums) and `feedback/labels_lifetime`, and flushes the hub log.
 
+    With `source="reward_model"` step 2 is different: every episode is scored by the newest
+    reward model this EnvRunner has (`RewardModelFeedback`), a fraction is sent to the
+    `RewardModelHub`, and `feedback/rm_*` metrics are logged. The algorithm process creates
+    the hub, asks it for one `step` (queries, labels, training, publication) after every
+    iteration without waiting for it, and adds the hub's totals under `result["feedback"]`.
+
     Args:
         config: Feedback options; default: the class attribute `feedback_config` (set by
             `make_feedback_callback`), which by default has feedback disabled.
@@ -71,13 +90,23 @@ class FeedbackCallback(RLlibCallback):
         self._algo_hub: ray.actor.ActorHandle | None = (
             None  # hub handle in the algorithm process (use_hub only)
         )
+        self._rm: RewardModelFeedback | None = None  # EnvRunner side (reward_model source)
+        self._rm_hub: ray.actor.ActorHandle | None = None  # algorithm side (reward_model)
+        self._rm_step: ray.ObjectRef | None = None  # the hub step in flight, if any
 
     # --- algorithm process -----------------------------------------------------------------
 
     def on_algorithm_init(
         self, *, algorithm: Any, metrics_logger: Any = None, **kwargs: Any
     ) -> None:
-        """Create the hub from the algorithm process, so the hub lives as long as the run."""
+        """Create the hub(s) from the algorithm process, so they live as long as the run."""
+        if self.config.enabled and self.config.source == "reward_model":
+            name = self.config.rm_hub_actor_name(getattr(algorithm, "trial_id", None))
+            self._rm_hub = get_or_create_rm_hub(name, self.config)
+            ray.get(self._rm_hub.reset.remote(self.config), timeout=120)
+            logger.info("reward-model hub %r ready (label_budget=%s)", name,
+                        self.config.label_budget)  # fmt: skip
+            return
         if self.config.enabled and self.config.use_hub:
             name = self.config.hub_actor_name(getattr(algorithm, "trial_id", None))
             self._algo_hub = get_or_create_hub(name, label_budget=self.config.label_budget)
@@ -86,7 +115,10 @@ class FeedbackCallback(RLlibCallback):
             logger.info("feedback hub %r ready (label_budget=%s)", name, self.config.label_budget)
 
     def on_train_result(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
-        """Add the hub's totals to the result under `feedback_hub` (one call per iteration)."""
+        """Add the hub's totals to the result under `feedback_hub` (one call per iteration);
+        with a reward model, start the hub's next step and report its totals."""
+        if self._rm_hub is not None:
+            self._reward_model_iteration(result)
         if self._algo_hub is not None:
             stats = ray.get(self._algo_hub.stats.remote(), timeout=30)
             result["feedback_hub"] = {k: v for k, v in stats.items() if k != "per_runner"}
@@ -133,6 +165,11 @@ class FeedbackCallback(RLlibCallback):
             )
             self._warned_chunks = True
         record = record_from_episode(episode, prev_chunks=chunks, env_runner_id=runner_id)
+        if self.config.source == "reward_model":
+            self._score_with_reward_model(
+                record, episode, chunks, env_runner, runner_id, metrics_logger, window, kwargs
+            )
+            return
         outcome = self._get_engine(env_runner, runner_id).process(record)
 
         shaped = shape_rewards(
@@ -158,6 +195,11 @@ class FeedbackCallback(RLlibCallback):
         self, *, env_runner: Any = None, metrics_logger: MetricsLogger | None = None, **kwargs: Any
     ) -> None:
         """Log this sample() call's label counts; send its hub log entries (fire-and-forget)."""
+        if self._rm is not None:
+            self._rm.end_sample()
+            if metrics_logger is not None:
+                self._log_reward_model_counts(metrics_logger)
+            return
         if self.config.enabled and metrics_logger is not None and not _in_evaluation(env_runner):
             # Counts go out once per sample() rather than once per episode: each log_value
             # costs ~10 us, the bulk of the callback's per-episode time.
@@ -169,6 +211,77 @@ class FeedbackCallback(RLlibCallback):
             c.clear()
         if self._hub_client is not None:
             self._hub_client.flush()
+
+    # --- reward model (source="reward_model") -------------------------------------------
+
+    def _reward_model_iteration(self, result: dict) -> None:
+        # Never two steps at once and never a wait: a step still training when the next
+        # iteration ends is left alone, and the schedule catches up with owed labels later.
+        assert self._rm_hub is not None
+        if self._rm_step is not None and ray.wait([self._rm_step], timeout=0)[0]:
+            try:
+                ray.get(self._rm_step)
+            except ray.exceptions.RayError:
+                logger.exception("reward-model hub step failed")
+            self._rm_step = None
+        if self._rm_step is None:
+            self._rm_step = self._rm_hub.step.remote(int(result.get("training_iteration", 0)))
+        stats = ray.get(self._rm_hub.stats.remote(), timeout=60)
+        result[RESULT_SECTION] = stats
+        env_runners = result.setdefault("env_runners", {})
+        if isinstance(env_runners, dict):
+            env_runners[LABELS_LIFETIME] = stats["labels"]
+
+    def _score_with_reward_model(
+        self,
+        record: Any,
+        episode: SingleAgentEpisode,
+        chunks: list[SingleAgentEpisode],
+        env_runner: Any,
+        runner_id: int,
+        metrics_logger: MetricsLogger | None,
+        window: int,
+        hook_kwargs: dict[str, Any],
+    ) -> None:
+        if self._rm is None:
+            # Built on first use, when the runner (trial id, worker index, env) is known.
+            trial_id = getattr(env_runner, "tune_trial_id", None)
+            hub = get_or_create_rm_hub(self.config.rm_hub_actor_name(trial_id), self.config)
+            env_config = getattr(getattr(env_runner, "config", None), "env_config", None)
+            tokenizer = env_tokenizer(
+                hook_kwargs.get("env"), hook_kwargs.get("env_index"), env_config
+            )
+            self._rm = RewardModelFeedback(
+                self.config, hub=hub, runner_id=runner_id, tokenizer=tokenizer
+            )
+            logger.info("reward-model feedback on in EnvRunner %d", runner_id)
+        scored = self._rm.process(record, episode, chunks)
+        shaped = shape_rewards(
+            episode.get_rewards(),
+            scored.reward,
+            env_weight=self.config.env_weight,
+            feedback_weight=self.config.feedback_weight,
+        )
+        episode.set_rewards(new_data=shaped, at_indices=slice(0, len(shaped)))
+        self._counts["rm_scored" if scored.reward is not None else "rm_unscored"] += 1
+        if metrics_logger is not None and scored.reward is not None:
+            metrics_logger.log_value(REWARD_MEAN, scored.reward, reduce="mean", window=window)
+            metrics_logger.log_value(RM_REWARD_MEAN, scored.reward, reduce="mean", window=window)
+            metrics_logger.log_value(RM_RAW_MEAN, scored.raw, reduce="mean", window=window)
+            metrics_logger.log_value(
+                RM_UNCERTAINTY, scored.uncertainty, reduce="mean", window=window
+            )
+
+    def _log_reward_model_counts(self, metrics_logger: MetricsLogger) -> None:
+        assert self._rm is not None
+        version = self._rm.version
+        metrics_logger.log_value(RM_VERSION, version, reduce="max", window=1)
+        metrics_logger.log_value(RM_VERSION_MIN, version, reduce="min", window=1)
+        metrics_logger.log_value(RM_UNSCORED, self._counts["rm_unscored"], reduce="sum")
+        sent = self._rm.client.sent
+        metrics_logger.log_value(RM_SENT, sent - self._counts["rm_sent_logged"], reduce="sum")
+        self._counts.clear()
+        self._counts["rm_sent_logged"] = sent
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -1,17 +1,32 @@
 """`FeedbackConfig`: every feedback option, flat and validated (the `feedback:` config section).
 
-Fields are flat scalars (plus one list) so a dotted override such as `feedback.rater=noisy` or
+Fields are flat scalars (plus two lists) so a dotted override such as `feedback.rater=noisy` or
 `feedback.sigma=0.5` maps to exactly one field. Each rater reads only the fields it needs; see
 `mmrlhf.feedback.raters` for which.
+
+`source` picks where the episode-end reward comes from: `rater` (a per-episode label, the
+fields up to `aggregate`) or `reward_model` (RLHF: a learned reward model scores every episode;
+the `rm_*`, `query_*`, `preference_*` and `kl_*` fields, with `label_budget` as the total number
+of preference labels).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mmrlhf.feedback.raters import RATERS, Rater, make_rater, rater_seed
+
+if TYPE_CHECKING:
+    from mmrlhf.models.config import ModelConfig
+
+# Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
+# model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
+# feedback config must stay cheap to import.
+RMTextEncoder = Literal["transformer", "gru", "bag"]
+RMImageEncoder = Literal["cnn", "vit"]
+RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint"]
 
 
 class FeedbackConfig(BaseModel):
@@ -82,6 +97,88 @@ class FeedbackConfig(BaseModel):
     )
     aggregate: Literal["mean", "majority"] = Field("mean", description="Panel aggregation.")
 
+    # Where the reward comes from.
+    source: Literal["rater", "reward_model"] = Field(
+        "rater",
+        description="rater: a label per rated episode; reward_model: a learned reward model "
+        "scores every episode (RLHF).",
+    )
+
+    # RLHF: reward-model architecture (encoders and fusion as in mmrlhf.models).
+    rm_ensemble: int = Field(3, ge=1, le=16, description="Reward-model ensemble members.")
+    rm_text_encoder: RMTextEncoder = Field("bag", description="Reward-model text encoder.")
+    rm_image_encoder: RMImageEncoder = Field("cnn", description="Reward-model image encoder.")
+    rm_fusion: RMFusion = Field("concat", description="Reward-model fusion.")
+    rm_embed_dim: int = Field(32, ge=8, le=1024, description="Reward-model encoder width.")
+    rm_hidden: int = Field(64, ge=1, description="Hidden width of the reward-model MLPs.")
+    rm_cnn_channels: list[int] = Field(
+        default_factory=lambda: [16], min_length=1, description="Reward-model CNN channels."
+    )
+    rm_cnn_grid: int = Field(2, ge=1, le=32, description="Reward-model CNN patch grid side.")
+    rm_response_len: int = Field(8, ge=1, le=512, description="Response tokens the RM reads.")
+    rm_checkpoint: str | None = Field(
+        None, description="Start from this saved reward model (published as version 1)."
+    )
+
+    # RLHF: reward-model training.
+    rm_lr: float = Field(1e-3, gt=0.0, description="Reward-model learning rate.")
+    rm_weight_decay: float = Field(1e-4, ge=0.0, description="Reward-model AdamW decay.")
+    rm_batch_size: int = Field(32, ge=1, description="Labels per reward-model minibatch.")
+    rm_epochs: float = Field(4.0, gt=0.0, description="Passes over the labels per iteration.")
+    rm_min_steps: int = Field(50, ge=1, description="Minibatches per iteration at least.")
+    rm_max_steps: int = Field(400, ge=1, description="Minibatches per iteration at most.")
+
+    # RLHF: queries and the simulated preference rater.
+    query_mode: Literal["random", "active"] = Field(
+        "active", description="random, or active (largest ensemble disagreement)."
+    )
+    query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
+    queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
+    query_decay: float = Field(0.0, ge=0.0, description="Per-iteration decay of queries.")
+    initial_queries: int = Field(0, ge=0, description="Extra labels in the first iteration.")
+    query_candidates: int = Field(
+        10, ge=1, description="Active mode: candidate queries scored per query asked."
+    )
+    query_same_prompt: bool = Field(True, description="Compare episodes with the same prompt.")
+    preference_beta: float = Field(
+        10.0, ge=0.0, description="Simulated rater's Boltzmann rationality on [0, 1] scores."
+    )
+    preference_epsilon: float = Field(
+        0.0, ge=0.0, le=1.0, description="Probability of a uniformly random answer."
+    )
+    preference_tie_margin: float = Field(
+        0.0, ge=0.0, le=1.0, description="Score difference reported as a tie (0 = equal)."
+    )
+
+    # RLHF: episode transport, weight sync, reward normalisation.
+    rm_pool_size: int = Field(2048, ge=2, description="Recent episodes the RM hub keeps.")
+    rm_send_fraction: float = Field(
+        0.5, gt=0.0, le=1.0, description="Fraction of episodes sent to the RM hub."
+    )
+    rm_send_block: int = Field(64, ge=1, description="Episodes per fire-and-forget send.")
+    rm_sync_every: int = Field(
+        32, ge=1, description="Episodes between non-blocking checks for new RM weights."
+    )
+    rm_norm_prior: int = Field(
+        256,
+        ge=1,
+        description="Pseudo-count of the hub's reward stats in each runner's running "
+        "mean/std after a new version.",
+    )
+    rm_reward_clip: float = Field(5.0, gt=0.0, description="Clip normalised rewards to +-this.")
+    rm_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for the RM hub actor.")
+    rm_save_dir: str | None = Field(
+        None, description="Save every published reward model here (latest overwrites)."
+    )
+
+    # KL penalty toward a reference policy (MultimodalPPOLearner).
+    kl_coeff: float = Field(0.0, ge=0.0, description="Weight of KL(pi || pi_ref); 0 = off.")
+    kl_reference: str | None = Field(
+        None,
+        description="Reference policy checkpoint (algorithm or module dir); None = the "
+        "initial policy.",
+    )
+
     @field_validator("rater")
     @classmethod
     def _known_rater(cls, value: str) -> str:
@@ -107,6 +204,42 @@ class FeedbackConfig(BaseModel):
                 f"dwell_min_s ({self.dwell_min_s}) must be < dwell_max_s ({self.dwell_max_s})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _buildable_reward_model(self) -> FeedbackConfig:
+        # Fail at config time, not inside an EnvRunner, when the RM settings cannot build.
+        if self.source == "reward_model":
+            try:
+                self.rm_model_config()
+            except ValueError as err:
+                raise ValueError(f"reward-model settings (rm_*) are invalid: {err}") from None
+        return self
+
+    @field_validator("rm_cnn_channels")
+    @classmethod
+    def _positive_channels(cls, value: list[int]) -> list[int]:
+        if any(c < 1 for c in value):
+            raise ValueError(f"every rm_cnn_channels entry must be >= 1, got {value}")
+        return value
+
+    def rm_model_config(self) -> ModelConfig:
+        """The reward model's encoder/fusion settings as a `ModelConfig`."""
+        from mmrlhf.models.config import ModelConfig
+
+        return ModelConfig(
+            text_encoder=self.rm_text_encoder,
+            image_encoder=self.rm_image_encoder,
+            fusion=self.rm_fusion,
+            embed_dim=self.rm_embed_dim,
+            num_heads=2 if self.rm_embed_dim % 2 == 0 else 1,
+            cnn_channels=tuple(self.rm_cnn_channels),
+            cnn_grid=self.rm_cnn_grid,
+            hidden_sizes=(self.rm_hidden,),
+        )
+
+    def rm_hub_actor_name(self, trial_id: str | None = None) -> str:
+        """Ray actor name of the reward-model hub for one Tune trial."""
+        return f"{self.hub_name}-rm-{trial_id or 'default'}"
 
     def make_rater(self, stream: int = 0) -> Rater:
         """Build this config's rater for one stream (EnvRunner index; -1 = none)."""

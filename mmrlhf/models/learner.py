@@ -13,14 +13,26 @@ text are not used as negatives of each other; PPO's artificial bootstrap rows
 ``PPOTorchLearner``.
 
 Frozen encoders need nothing special: RLlib drops ``None`` gradients before applying them.
+
+KL penalty toward a reference policy (RLHF): with ``learner_config_dict[KL_COEFF_CONFIG] > 0``
+the loss gains ``kl_coeff * mean KL(pi || pi_ref)`` over the real rows, where ``pi_ref`` is a
+frozen copy of the module as built (the initial policy) or, with
+``learner_config_dict[KL_REFERENCE_CONFIG]`` set, the policy in that checkpoint (an algorithm
+checkpoint or a module directory). Both numbers are logged under the module id as
+``feedback/kl`` and ``feedback/kl_coeff``. ``apply_feedback`` fills these keys from
+``FeedbackConfig.kl_coeff`` / ``kl_reference``. Note that PPO's own ``kl_coeff`` is a different
+thing: a penalty toward the *previous* policy.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from ray.rllib.algorithms.ppo.ppo import PPOConfig
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
@@ -34,10 +46,57 @@ from mmrlhf.models.multimodal import IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
 logger = logging.getLogger(__name__)
 
 CONTRASTIVE_LOSS_KEY = "contrastive_loss"
+# learner_config_dict keys of the KL penalty toward a reference policy.
+KL_COEFF_CONFIG = "mmrlhf_kl_coeff"
+KL_REFERENCE_CONFIG = "mmrlhf_kl_reference"
+# Metric keys (under result["learners"][module_id]).
+KL_KEY = "feedback/kl"
+KL_COEFF_KEY = "feedback/kl_coeff"
+# Where an algorithm checkpoint keeps the policy module.
+MODULE_SUBPATH = Path("learner_group") / "learner" / "rl_module" / "default_policy"
+
+
+def categorical_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row for categorical distributions given by logits (B, n) -> (B,)."""
+    logp = F.log_softmax(logits, dim=-1)
+    logq = F.log_softmax(ref_logits, dim=-1)
+    return (logp.exp() * (logp - logq)).sum(dim=-1)
+
+
+def load_reference_module(path: str | Path) -> RLModule:
+    """The policy module of an algorithm checkpoint or a module directory, frozen."""
+    root = Path(path).resolve()
+    module_dir = root / MODULE_SUBPATH if (root / MODULE_SUBPATH).is_dir() else root
+    if not module_dir.is_dir():
+        raise FileNotFoundError(f"KL reference checkpoint {str(root)!r} not found")
+    return RLModule.from_checkpoint(str(module_dir))
 
 
 class MultimodalPPOLearner(PPOTorchLearner):
-    """``PPOTorchLearner`` plus the InfoNCE auxiliary loss of ``MultimodalModel``."""
+    """``PPOTorchLearner`` plus the InfoNCE auxiliary loss of ``MultimodalModel`` and an
+    optional KL penalty toward a frozen reference policy."""
+
+    @override(PPOTorchLearner)
+    def build(self) -> None:
+        """Build as PPO does, then freeze a reference policy if the KL penalty is on."""
+        super().build()
+        extra = self.config.learner_config_dict or {}
+        self._kl_coeff = float(extra.get(KL_COEFF_CONFIG, 0.0) or 0.0)
+        self._reference: dict[ModuleID, RLModule] = {}
+        if self._kl_coeff <= 0.0:
+            return
+        path = extra.get(KL_REFERENCE_CONFIG)
+        for module_id, wrapped in self.module.items():
+            # Built before any update, so a copy now is the initial policy.
+            module = wrapped.unwrapped()
+            ref = load_reference_module(path) if path else copy.deepcopy(module)
+            device = next(module.parameters()).device
+            ref = ref.to(device).eval()
+            for param in ref.parameters():
+                param.requires_grad_(False)
+            # A plain dict keeps the reference out of the learner's state and optimizer.
+            self._reference[module_id] = ref
+        logger.info("KL penalty %.4g toward %s", self._kl_coeff, path or "the initial policy")
 
     @override(PPOTorchLearner)
     def compute_loss_for_module(
@@ -53,6 +112,11 @@ class MultimodalPPOLearner(PPOTorchLearner):
             module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
         )
         module = self.module[module_id].unwrapped()
+        if getattr(self, "_kl_coeff", 0.0) > 0.0 and module_id in self._reference:
+            kl = self._reference_kl(module_id, batch, fwd_out)
+            self.metrics.log_value((module_id, KL_KEY), kl.detach(), window=1)
+            self.metrics.log_value((module_id, KL_COEFF_KEY), self._kl_coeff, window=1)
+            total_loss = total_loss + self._kl_coeff * kl
         weight = float(getattr(module, "contrastive_weight", 0.0))
         if weight <= 0.0 or IMAGE_EMBEDDINGS not in fwd_out:
             return total_loss
@@ -61,6 +125,20 @@ class MultimodalPPOLearner(PPOTorchLearner):
             return total_loss
         self.metrics.log_value((module_id, CONTRASTIVE_LOSS_KEY), loss.detach(), window=1)
         return total_loss + weight * loss
+
+    def _reference_kl(
+        self, module_id: ModuleID, batch: dict[str, Any], fwd_out: dict[str, TensorType]
+    ) -> torch.Tensor:
+        """Mean KL(pi || pi_ref) over the real rows of the batch."""
+        with torch.no_grad():
+            ref_logits = self._reference[module_id].forward_inference(batch)[
+                Columns.ACTION_DIST_INPUTS
+            ]
+        kl = categorical_kl(fwd_out[Columns.ACTION_DIST_INPUTS], ref_logits)
+        if Columns.LOSS_MASK in batch:
+            mask = batch[Columns.LOSS_MASK].bool()
+            return kl[mask].sum() / mask.sum().clamp(min=1)
+        return kl.mean()
 
     @staticmethod
     def _contrastive_loss(

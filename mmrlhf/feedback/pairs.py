@@ -1,0 +1,149 @@
+"""Offline labelled pairs from the env: reward-model training data and held-out test sets.
+
+A pair is two rollouts of the same scene and prompt (the env reset with the same seed), one
+by a mostly-oracle policy and one by a mostly-random policy, ordered by their ground-truth
+scores (pairs with equal scores are dropped). Which one is shown first is a coin flip, so
+position carries no signal. Pairs are saved to / loaded from a compressed `.npz` file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrlhf.envs import MyMultimodalEnv
+from mmrlhf.envs.config import EnvConfig
+from mmrlhf.feedback.preferences import PreferenceLabel
+from mmrlhf.feedback.samples import EpisodeSample, encode_response
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RESPONSE_LEN = 8
+_FIELDS = ("image", "prompt_ids", "response_ids", "score")
+
+
+def rollout(
+    env: MyMultimodalEnv,
+    *,
+    seed: int,
+    oracle_prob: float,
+    rng: np.random.Generator,
+    response_len: int,
+    episode_id: str,
+) -> EpisodeSample:
+    """Play one episode from `env.reset(seed=seed)`; each step takes the oracle action with
+    probability `oracle_prob`, else a uniformly random one."""
+    obs, info = env.reset(seed=seed)
+    image, prompt_ids = obs["image"].copy(), obs["text"].copy()
+    done = False
+    while not done:
+        if rng.random() < oracle_prob:
+            action = int(info["oracle_action"])
+        else:
+            action = int(rng.integers(env.action_space.n))
+        obs, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    return EpisodeSample(
+        episode_id=episode_id,
+        image=image,
+        prompt_ids=prompt_ids,
+        response_ids=encode_response(env.tokenizer, info["response"], response_len),
+        score=float(info["score"]),
+        prompt=str(info["prompt"]),
+        response=str(info["response"]),
+    )
+
+
+def oracle_pairs(
+    env_config: EnvConfig | Mapping[str, Any],
+    n_pairs: int,
+    *,
+    seed: int = 0,
+    response_len: int = DEFAULT_RESPONSE_LEN,
+    oracle_probs: tuple[float, float] = (1.0, 0.0),
+    max_tries: int | None = None,
+) -> tuple[list[EpisodeSample], list[PreferenceLabel]]:
+    """`n_pairs` oracle-ordered pairs of rollouts (see the module docstring).
+
+    Args:
+        env_config: The env to roll out.
+        n_pairs: Pairs wanted.
+        seed: Seeds scenes (seed * 1_000_003 + i) and the policies' randomness.
+        response_len: Padded response length of the samples.
+        oracle_probs: Oracle-action probability of the first and second rollout.
+        max_tries: Scenes tried at most (default 20 * n_pairs).
+
+    Returns:
+        The samples (two per pair) and one strict preference label per pair.
+
+    Raises:
+        RuntimeError: If too few scenes gave pairs with different scores.
+    """
+    env = MyMultimodalEnv(env_config)
+    rng = np.random.default_rng(seed)
+    samples: list[EpisodeSample] = []
+    labels: list[PreferenceLabel] = []
+    tries = max_tries if max_tries is not None else 20 * n_pairs
+    for i in range(tries):
+        if len(labels) >= n_pairs:
+            break
+        scene_seed = seed * 1_000_003 + i
+        a, b = (
+            rollout(env, seed=scene_seed, oracle_prob=p, rng=rng, response_len=response_len,
+                    episode_id=f"pair{seed}-{i}-{j}")
+            for j, p in enumerate(oracle_probs)
+        )  # fmt: skip
+        if a.score == b.score:
+            continue
+        if rng.random() < 0.5:
+            a, b = b, a
+        samples += [a, b]
+        labels.append(PreferenceLabel(a.episode_id, b.episode_id, 1.0 if a.score > b.score else 0.0,
+                                      source="oracle"))  # fmt: skip
+    if len(labels) < n_pairs:
+        raise RuntimeError(
+            f"only {len(labels)} of {n_pairs} pairs had different scores after {tries} scenes"
+        )
+    return samples, labels
+
+
+def save_pairs(
+    path: str | Path, samples: list[EpisodeSample], labels: list[PreferenceLabel]
+) -> Path:
+    """Write pairs to a compressed `.npz` (arrays for the a and b sides, plus p_a)."""
+    by_id = {s.episode_id: s for s in samples}
+    arrays: dict[str, np.ndarray] = {"p_a": np.array([lab.p_a for lab in labels], np.float32)}
+    for side in ("a", "b"):
+        side_samples = [by_id[getattr(lab, side)] for lab in labels]
+        for name in _FIELDS:
+            values = [np.asarray(getattr(s, name)) for s in side_samples]
+            arrays[f"{side}_{name}"] = np.stack(values)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)
+    return out
+
+
+def load_pairs(path: str | Path) -> tuple[list[EpisodeSample], list[PreferenceLabel]]:
+    """Read pairs written by `save_pairs`."""
+    data = np.load(Path(path))
+    samples: list[EpisodeSample] = []
+    labels: list[PreferenceLabel] = []
+    for i, p_a in enumerate(data["p_a"]):
+        ids = []
+        for side in ("a", "b"):
+            sample = EpisodeSample(
+                episode_id=f"{side}{i}",
+                image=data[f"{side}_image"][i],
+                prompt_ids=data[f"{side}_prompt_ids"][i],
+                response_ids=data[f"{side}_response_ids"][i],
+                score=float(data[f"{side}_score"][i]),
+            )
+            samples.append(sample)
+            ids.append(sample.episode_id)
+        labels.append(PreferenceLabel(ids[0], ids[1], float(p_a), source="file"))
+    return samples, labels

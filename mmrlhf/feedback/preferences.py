@@ -1,0 +1,255 @@
+"""RLHF labels (preferences, rankings, ratings, binary) and the simulated preference rater.
+
+Labels name episodes by `episode_id`; the episodes' content (image, prompt, response) travels
+separately as `EpisodeSample`s. Simulated and human labels are the same types and enter the
+reward-model trainer through the same `add_labels` call, so a label store or web app only has
+to produce these dataclasses.
+
+`PreferenceRater` is a Boltzmann-rational judge of episodes' ground-truth scores
+(`EpisodeRecord.score` or `EpisodeSample.score`, both in [0, 1]):
+
+- pair (a, b): a tie when |s_a - s_b| <= tie_margin, else a preferred with probability
+  sigmoid(beta * (s_a - s_b));
+- ranking of k: Plackett-Luce sampling with weights exp(beta * s) (Gumbel-max), neighbours in
+  the sampled order whose scores are within tie_margin share a rank;
+- with probability epsilon the answer is uniformly random instead (a mistake); with
+  probability skip_prob there is no answer (the person skipped).
+
+Each call draws a fixed number of random values whatever the outcome, so one query's answer
+never shifts the next one's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from mmrlhf.feedback.records import Label
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreferenceLabel:
+    """Episode `a` vs episode `b`.
+
+    Attributes:
+        a: Episode id of the first episode.
+        b: Episode id of the second episode.
+        p_a: Probability that `a` is better: 1.0 (a), 0.0 (b) or 0.5 (tie / can't tell).
+        source: Who answered (`"simulated"`, `"human"`, a rater or user name).
+    """
+
+    a: str
+    b: str
+    p_a: float
+    source: str = "simulated"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p_a <= 1.0:
+            raise ValueError(f"PreferenceLabel.p_a must be in [0, 1], got {self.p_a}")
+        if self.a == self.b:
+            raise ValueError(f"a preference needs two different episodes, got {self.a!r} twice")
+
+    @property
+    def episode_ids(self) -> tuple[str, ...]:
+        """Episodes this label is about."""
+        return (self.a, self.b)
+
+
+@dataclass(frozen=True)
+class RankingLabel:
+    """k episodes put in order.
+
+    Attributes:
+        episodes: Episode ids.
+        ranks: Place of each episode, 0 = best; equal numbers are ties.
+        source: Who answered.
+    """
+
+    episodes: tuple[str, ...]
+    ranks: tuple[int, ...]
+    source: str = "simulated"
+
+    def __post_init__(self) -> None:
+        if len(self.episodes) < 2 or len(self.episodes) != len(self.ranks):
+            raise ValueError(
+                f"a ranking needs >= 2 episodes and one rank each, got {len(self.episodes)} "
+                f"episodes and {len(self.ranks)} ranks"
+            )
+        if len(set(self.episodes)) != len(self.episodes) or min(self.ranks) < 0:
+            raise ValueError("ranking episodes must be distinct and ranks >= 0")
+
+    @property
+    def episode_ids(self) -> tuple[str, ...]:
+        """Episodes this label is about."""
+        return self.episodes
+
+
+@dataclass(frozen=True)
+class RatingLabel:
+    """A graded judgement of one episode, mapped to [0, 1] (1 = best)."""
+
+    episode: str
+    value: float
+    source: str = "simulated"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.value) and 0.0 <= self.value <= 1.0):
+            raise ValueError(f"RatingLabel.value must be in [0, 1], got {self.value}")
+
+    @property
+    def episode_ids(self) -> tuple[str, ...]:
+        """Episodes this label is about."""
+        return (self.episode,)
+
+
+@dataclass(frozen=True)
+class BinaryLabel:
+    """Thumbs up/down or implicit feedback (a click) on one episode."""
+
+    episode: str
+    positive: bool
+    source: str = "simulated"
+
+    @property
+    def episode_ids(self) -> tuple[str, ...]:
+        """Episodes this label is about."""
+        return (self.episode,)
+
+
+RLHFLabel = PreferenceLabel | RankingLabel | RatingLabel | BinaryLabel
+
+# Kinds of `records.Label` (per-episode raters) that are 0/1 signals rather than grades.
+BINARY_KINDS: frozenset[str] = frozenset({"binary", "click"})
+
+
+def from_rater_label(episode_id: str, label: Label) -> RatingLabel | BinaryLabel:
+    """Turn a per-episode rater's `Label` into a reward-model label (binary or rating)."""
+    if label.kind in BINARY_KINDS:
+        return BinaryLabel(episode_id, label.reward >= 0.5, source=label.rater)
+    return RatingLabel(episode_id, label.reward, source=label.rater)
+
+
+def label_cost(label: RLHFLabel) -> int:
+    """Labels a label counts as against the budget: a ranking of k counts k - 1 (the fewest
+    comparisons that produce it), everything else 1."""
+    return len(label.episodes) - 1 if isinstance(label, RankingLabel) else 1
+
+
+def pairwise_outcomes(label: PreferenceLabel | RankingLabel) -> list[tuple[str, str]]:
+    """Strict (better, worse) episode pairs implied by a preference or ranking (ties dropped)."""
+    if isinstance(label, PreferenceLabel):
+        if label.p_a > 0.5:
+            return [(label.a, label.b)]
+        return [(label.b, label.a)] if label.p_a < 0.5 else []
+    items = list(zip(label.episodes, label.ranks, strict=True))
+    return [(i, j) for i, ri in items for j, rj in items if ri < rj]
+
+
+class Scored(Protocol):
+    """Anything a simulated rater can judge: an episode id and a ground-truth score."""
+
+    @property
+    def episode_id(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+
+class PreferenceRater:
+    """Simulated person who compares or ranks episodes (see the module docstring).
+
+    Args:
+        beta: Boltzmann rationality on scores in [0, 1] (higher = more reliable; inf =
+            always prefers the higher score).
+        epsilon: Probability of a uniformly random answer.
+        tie_margin: Scores this close (or closer) are reported as a tie.
+        skip_prob: Probability of giving no answer.
+        seed: Seed for this rater's generator.
+        source: Written into every label's `source`.
+    """
+
+    def __init__(
+        self,
+        *,
+        beta: float = 10.0,
+        epsilon: float = 0.0,
+        tie_margin: float = 0.0,
+        skip_prob: float = 0.0,
+        seed: int | np.random.SeedSequence = 0,
+        source: str = "simulated",
+    ) -> None:
+        if beta < 0 or not 0.0 <= epsilon <= 1.0 or tie_margin < 0 or not 0 <= skip_prob <= 1:
+            raise ValueError(
+                f"need beta >= 0, epsilon and skip_prob in [0, 1], tie_margin >= 0; got "
+                f"beta={beta}, epsilon={epsilon}, tie_margin={tie_margin}, skip_prob={skip_prob}"
+            )
+        self.beta = beta
+        self.epsilon = epsilon
+        self.tie_margin = tie_margin
+        self.skip_prob = skip_prob
+        self.source = source
+        self.rng = np.random.default_rng(seed)
+
+    def p_first(self, s_a: float, s_b: float) -> float:
+        """P(a preferred over b) for a rational (no-mistake) answer with these scores."""
+        if math.isinf(self.beta):
+            return 1.0 if s_a > s_b else 0.0 if s_a < s_b else 0.5
+        return 1.0 / (1.0 + math.exp(-self.beta * (s_a - s_b)))
+
+    def compare(self, a: Scored, b: Scored) -> PreferenceLabel | None:
+        """Which of two episodes is better (or a tie); None when skipped."""
+        skip, mistake, u = self.rng.random(3)
+        if skip < self.skip_prob:
+            return None
+        if mistake < self.epsilon:
+            p_a = 1.0 if u < 0.5 else 0.0
+        elif abs(a.score - b.score) <= self.tie_margin:
+            p_a = 0.5
+        else:
+            p_a = 1.0 if u < self.p_first(a.score, b.score) else 0.0
+        return PreferenceLabel(a.episode_id, b.episode_id, p_a, source=self.source)
+
+    def rank(self, items: Sequence[Scored]) -> RankingLabel | None:
+        """A ranking of `items` (best = rank 0, ties share a rank); None when skipped."""
+        if len(items) < 2:
+            raise ValueError(f"ranking needs at least 2 episodes, got {len(items)}")
+        skip, mistake = self.rng.random(2)
+        gumbel = self.rng.gumbel(size=len(items))
+        if skip < self.skip_prob:
+            return None
+        scores = np.array([float(x.score) for x in items])
+        if mistake < self.epsilon:
+            order = np.argsort(gumbel)  # a uniformly random order
+        elif math.isinf(self.beta):
+            order = np.lexsort((gumbel, -scores))  # best score first, random among equals
+        else:
+            order = np.argsort(-(self.beta * scores + gumbel))  # Plackett-Luce sample
+        ranks = np.zeros(len(items), dtype=int)
+        rank = 0
+        for pos in range(1, len(order)):
+            prev, cur = order[pos - 1], order[pos]
+            tied = mistake >= self.epsilon and abs(scores[prev] - scores[cur]) <= self.tie_margin
+            rank = rank if tied else pos
+            ranks[cur] = rank
+        return RankingLabel(
+            tuple(x.episode_id for x in items),
+            tuple(int(r) for r in ranks),
+            source=self.source,
+        )
+
+    def answer(self, items: Sequence[Scored]) -> PreferenceLabel | RankingLabel | None:
+        """A preference for two episodes, a ranking for more."""
+        return self.compare(items[0], items[1]) if len(items) == 2 else self.rank(items)
+
+    def __repr__(self) -> str:
+        return (
+            f"PreferenceRater(beta={self.beta}, epsilon={self.epsilon}, "
+            f"tie_margin={self.tie_margin}, skip_prob={self.skip_prob})"
+        )

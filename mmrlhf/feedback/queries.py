@@ -1,0 +1,180 @@
+"""Which episodes to ask about, and how many labels to ask for when.
+
+- `QuerySchedule`: labels planned after each training iteration (constant or decaying per
+  iteration, plus an initial batch), so the label budget is spread over the run.
+- `select_queries`: queries of k episodes (k = 2: a pair) from a pool, preferring episodes
+  with the same prompt (comparing answers to one question is what people do best).
+  `random` takes candidates as they come; `active` draws `candidates` times more and keeps
+  the ones the reward-model ensemble disagrees on most (Christiano et al. 2017).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mmrlhf.feedback.samples import EpisodeSample
+
+logger = logging.getLogger(__name__)
+
+QueryMode = Literal["random", "active"]
+# Member rewards for a list of samples: an array (N members, B samples).
+ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class QuerySchedule:
+    """Labels to ask for by the end of each iteration.
+
+    Iteration t (1-based) plans round(per_iteration / (1 + decay * (t - 1))) labels, and the
+    first also `initial`; `owed` is what is planned so far minus what was already obtained, so
+    skipped queries are asked again later. The label budget caps the total separately.
+
+    Attributes:
+        per_iteration: Labels planned for iteration 1 (>= 0).
+        decay: 0 = constant; > 0 = fewer labels later, as the reward model settles.
+        initial: Extra labels in the first iteration.
+    """
+
+    per_iteration: int
+    decay: float = 0.0
+    initial: int = 0
+
+    def __post_init__(self) -> None:
+        if self.per_iteration < 0 or self.decay < 0 or self.initial < 0:
+            raise ValueError(f"QuerySchedule fields must be >= 0, got {self}")
+
+    def at(self, iteration: int) -> int:
+        """Labels planned for iteration `iteration` alone."""
+        if iteration < 1:
+            return 0
+        n = round(self.per_iteration / (1.0 + self.decay * (iteration - 1)))
+        return n + (self.initial if iteration == 1 else 0)
+
+    def planned(self, iteration: int) -> int:
+        """Labels planned for iterations 1..`iteration` together."""
+        return sum(self.at(t) for t in range(1, iteration + 1))
+
+    def owed(self, iteration: int, obtained: int) -> int:
+        """Labels to ask for now, having `obtained` so far."""
+        return max(0, self.planned(iteration) - obtained)
+
+
+def group_by_prompt(samples: Sequence[EpisodeSample]) -> dict[str, list[int]]:
+    """Indices of `samples` by prompt key, in order."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        groups[s.prompt_key].append(i)
+    return dict(groups)
+
+
+def candidate_queries(
+    samples: Sequence[EpisodeSample],
+    n: int,
+    *,
+    k: int,
+    rng: np.random.Generator,
+    same_prompt: bool = True,
+    exclude: Collection[str] = (),
+) -> list[tuple[int, ...]]:
+    """Up to `n` distinct queries: tuples of k different indices into `samples`.
+
+    With `same_prompt`, a query's episodes share a prompt whenever some prompt has k eligible
+    episodes (a prompt is drawn with probability proportional to its episodes); otherwise
+    they come from the whole pool. Episodes whose id is in `exclude` are not used.
+    """
+    if k < 2:
+        raise ValueError(f"a query needs k >= 2 episodes, got {k}")
+    eligible = [i for i, s in enumerate(samples) if s.episode_id not in exclude]
+    if len(eligible) < k or n <= 0:
+        return []
+    groups = [g for g in group_by_prompt([samples[i] for i in eligible]).values() if len(g) >= k]
+    groups = [[eligible[j] for j in g] for g in groups] if same_prompt else []
+    sizes = np.array([len(g) for g in groups], dtype=float)
+    seen: set[tuple[int, ...]] = set()
+    out: list[tuple[int, ...]] = []
+    for _ in range(3 * n):  # duplicates are rare; the cap stops a loop on tiny pools
+        if len(out) >= n:
+            break
+        if groups:
+            members = groups[int(rng.choice(len(groups), p=sizes / sizes.sum()))]
+        else:
+            members = eligible
+        query = tuple(int(i) for i in rng.choice(members, size=k, replace=False))
+        key = tuple(sorted(query))
+        if key not in seen:
+            seen.add(key)
+            out.append(query)
+    return out
+
+
+def disagreement(member_scores: np.ndarray) -> float:
+    """How much ensemble members disagree about a query's outcome.
+
+    Args:
+        member_scores: Rewards (N members, k episodes).
+
+    Returns:
+        Mean over episode pairs (i < j) of the standard deviation across members of
+        P(i better than j) = sigmoid(r_i - r_j); 0 when every member agrees.
+    """
+    k = member_scores.shape[1]
+    values = []
+    for i in range(k):
+        for j in range(i + 1, k):
+            p = 1.0 / (1.0 + np.exp(-(member_scores[:, i] - member_scores[:, j])))
+            values.append(float(np.std(p)))
+    return float(np.mean(values)) if values else 0.0
+
+
+def select_queries(
+    samples: Sequence[EpisodeSample],
+    n: int,
+    *,
+    k: int = 2,
+    mode: QueryMode = "random",
+    rng: np.random.Generator,
+    score_fn: ScoreFn | None = None,
+    candidates: int = 10,
+    same_prompt: bool = True,
+    exclude: Collection[str] = (),
+) -> list[list[EpisodeSample]]:
+    """Pick `n` queries of `k` episodes from `samples`.
+
+    Args:
+        samples: The pool to choose from.
+        n: Queries wanted (fewer when the pool is small).
+        k: Episodes per query (2 = pairwise preference, more = ranking).
+        mode: `random` or `active` (needs `score_fn`).
+        rng: Randomness for the candidates.
+        score_fn: Member rewards of samples, shape (N, B) (active mode).
+        candidates: Active mode draws `candidates * n` candidate queries.
+        same_prompt: Prefer episodes that share a prompt.
+        exclude: Episode ids not to ask about (already labelled).
+    """
+    if mode not in ("random", "active"):
+        raise ValueError(f"query mode must be 'random' or 'active', got {mode!r}")
+    if mode == "random" or score_fn is None:
+        chosen = candidate_queries(
+            samples, n, k=k, rng=rng, same_prompt=same_prompt, exclude=exclude
+        )
+        return [[samples[i] for i in q] for q in chosen]
+    pool = candidate_queries(
+        samples, max(n, math.ceil(candidates * n)), k=k, rng=rng, same_prompt=same_prompt,
+        exclude=exclude,
+    )  # fmt: skip
+    if not pool:
+        return []
+    used = sorted({i for q in pool for i in q})
+    column = {i: c for c, i in enumerate(used)}
+    scores = np.asarray(score_fn([samples[i] for i in used]))
+    spread = [disagreement(scores[:, [column[i] for i in q]]) for q in pool]
+    # Highest disagreement first; ties keep the random candidate order.
+    order = np.argsort(-np.asarray(spread), kind="stable")[:n]
+    return [[samples[i] for i in pool[j]] for j in order]

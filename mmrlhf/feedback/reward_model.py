@@ -1,0 +1,236 @@
+"""The multimodal reward model: (image, prompt, response) -> scalar, as an ensemble.
+
+One member reuses the policy's building blocks from `mmrlhf.models` (the same `ModelConfig`
+choices of text encoder, image encoder and fusion)::
+
+    prompt ids   -> text_encoder  --+
+                                    +-> fusion -> f (B, F) -> context MLP -> c (B, D)
+    image        -> image_encoder --+
+    response ids -> text_encoder (same weights) -> pooled v (B, D)
+    reward = head([f, v, c * v])  (B,)
+
+The response goes through the text encoder on its own, not appended to the prompt, so even a
+bag-of-words encoder can tell "red" in the question from "red" as the answer; the `c * v`
+product lets the head compare what the image and prompt call for with what was answered
+(the same bilinear form as the policy's logits over answers).
+
+`RewardEnsemble` holds N independent members; the reward is their mean and the uncertainty
+their standard deviation. `RewardModelSpec` is everything needed to rebuild the architecture
+(in an EnvRunner, or from a checkpoint); weights travel as a plain state dict of tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmrlhf.feedback.samples import SampleTensors
+from mmrlhf.models.config import ModelConfig
+from mmrlhf.models.fusion import build_fusion
+from mmrlhf.models.heads import mlp
+from mmrlhf.models.image_encoders import build_image_encoder
+from mmrlhf.models.spaces import ObservationLayout
+from mmrlhf.models.text_encoders import build_text_encoder
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "reward_model.pt"
+METADATA_FILE = "reward_model.json"
+
+
+@dataclass(frozen=True)
+class RewardModelSpec:
+    """Architecture of a reward-model ensemble (JSON-friendly).
+
+    Attributes:
+        image_size: Side of the square uint8 image.
+        prompt_len: Prompt token length L (the env's `max_text_len`).
+        response_len: Response token length R.
+        vocab_size: Text vocabulary size (the env tokenizer's).
+        model: `ModelConfig` fields for the encoders and fusion (`hidden_sizes` = head MLP).
+        ensemble_size: Number of members N.
+    """
+
+    image_size: int
+    prompt_len: int
+    response_len: int
+    vocab_size: int
+    model: dict[str, Any]
+    ensemble_size: int = 3
+
+    def model_config(self) -> ModelConfig:
+        """The validated encoder/fusion settings."""
+        return ModelConfig.model_validate(self.model)
+
+    def layout(self) -> ObservationLayout:
+        """Sizes for the encoders; text length covers both prompt and response."""
+        return ObservationLayout(
+            height=self.image_size,
+            width=self.image_size,
+            text_len=max(self.prompt_len, self.response_len),
+            vocab_size=self.vocab_size,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (round-trips through `from_dict` and JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RewardModelSpec:
+        """Inverse of `to_dict`."""
+        return cls(**dict(data))
+
+
+class RewardModel(nn.Module):
+    """One ensemble member: scores a batch of (image, prompt, response) (see module doc)."""
+
+    def __init__(self, spec: RewardModelSpec) -> None:
+        super().__init__()
+        cfg = spec.model_config()
+        layout = spec.layout()
+        self.text_encoder = build_text_encoder(layout, cfg)
+        self.image_encoder = build_image_encoder(layout, cfg)
+        self.fusion = build_fusion(cfg.embed_dim, cfg)
+        features = self.fusion.output_dim
+        self.context = mlp(features, cfg.hidden_sizes, cfg.embed_dim, out_gain=1.0)
+        self.head = mlp(features + 2 * cfg.embed_dim, cfg.hidden_sizes, 1, out_gain=0.01)
+
+    def forward(
+        self, image: torch.Tensor, prompt: torch.Tensor, response: torch.Tensor
+    ) -> torch.Tensor:
+        """Rewards (B,) for images (B, H, W, 3) uint8, prompt ids (B, L), response ids (B, R)."""
+        text = self.text_encoder(prompt.long())
+        features = self.fusion(text, self.image_encoder(image))
+        answer = self.text_encoder(response.long()).pooled
+        context = self.context(features)
+        return self.head(torch.cat([features, answer, context * answer], dim=-1)).squeeze(-1)
+
+
+class RewardEnsemble(nn.Module):
+    """N independently initialised `RewardModel`s.
+
+    Args:
+        spec: Architecture (its `ensemble_size` members are built).
+        seed: Seeds the members' initial weights (member i uses seed + i), so two ensembles
+            built with the same seed are identical.
+    """
+
+    def __init__(self, spec: RewardModelSpec, seed: int = 0) -> None:
+        super().__init__()
+        if spec.ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {spec.ensemble_size}")
+        self.spec = spec
+        members = []
+        for i in range(spec.ensemble_size):
+            # fork_rng keeps member initialisation off the caller's global torch stream.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + i)
+                members.append(RewardModel(spec))
+        self.members = nn.ModuleList(members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def forward(self, batch: SampleTensors) -> torch.Tensor:
+        """Every member's rewards, shape (N, B)."""
+        return torch.stack([m(batch.image, batch.prompt, batch.response) for m in self.members])
+
+    @torch.inference_mode()
+    def predict(self, batch: SampleTensors) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ensemble mean (B,) and standard deviation across members (B,), without gradients,
+        in eval mode."""
+        if self.training:  # switching modes walks every submodule: only when needed
+            self.eval()
+            try:
+                scores = self(batch)
+            finally:
+                self.train()
+        else:
+            scores = self(batch)
+        std, mean = torch.std_mean(scores, dim=0, unbiased=False)
+        return mean, std
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """A detached CPU copy of the state dict (what gets published to EnvRunners)."""
+        return {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
+
+
+def save_reward_model(
+    path: str | Path,
+    ensemble: RewardEnsemble,
+    *,
+    version: int = 0,
+    norm: tuple[float, float] = (0.0, 1.0),
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a reward-model checkpoint directory: weights (`reward_model.pt`) + metadata JSON.
+
+    Args:
+        path: Directory (created).
+        ensemble: The model.
+        version: Published version number.
+        norm: Reward (mean, std) the model's outputs were normalised with when published.
+        extra: More JSON-friendly metadata (labels used, accuracy...).
+    """
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "spec": ensemble.spec.to_dict(),
+        "version": int(version),
+        "norm": [float(norm[0]), float(norm[1])],
+        **dict(extra or {}),
+    }
+    torch.save({"meta": meta, "state_dict": ensemble.weights()}, out / CHECKPOINT_FILE)
+    (out / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+    logger.info("saved reward model v%d to %s", version, out)
+    return out
+
+
+def load_reward_model(path: str | Path) -> tuple[RewardEnsemble, dict[str, Any]]:
+    """Read a checkpoint written by `save_reward_model`; return the ensemble (eval mode) and
+    its metadata (`spec`, `version`, `norm`, ...)."""
+    p = Path(path)
+    file = p / CHECKPOINT_FILE if p.is_dir() else p
+    if not file.is_file():
+        raise FileNotFoundError(f"no reward-model checkpoint at {str(p)!r} (expected {file})")
+    data = torch.load(file, map_location="cpu", weights_only=True)
+    meta = data["meta"]
+    ensemble = RewardEnsemble(RewardModelSpec.from_dict(meta["spec"]))
+    ensemble.load_state_dict(data["state_dict"])
+    ensemble.eval()
+    return ensemble, meta
+
+
+@dataclass(frozen=True)
+class PublishedRewardModel:
+    """One published reward-model version: what EnvRunners load.
+
+    Attributes:
+        version: Increases by one with every publication (1 = first).
+        spec: `RewardModelSpec.to_dict()`.
+        state_dict: The ensemble's weights (CPU tensors).
+        norm_mean: Mean of the ensemble-mean reward on recent episodes when published.
+        norm_std: Its standard deviation (> 0).
+        labels: Labels the model was trained on.
+    """
+
+    version: int
+    spec: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    norm_mean: float = 0.0
+    norm_std: float = 1.0
+    labels: int = 0
+
+    def build(self) -> RewardEnsemble:
+        """A fresh ensemble with these weights, in eval mode."""
+        ensemble = RewardEnsemble(RewardModelSpec.from_dict(self.spec))
+        ensemble.load_state_dict(self.state_dict)
+        ensemble.eval()
+        return ensemble

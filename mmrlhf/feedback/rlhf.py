@@ -1,0 +1,336 @@
+"""`RLHFState`: the reward-model side of RLHF in plain Python (the hub actor wraps it).
+
+Per training iteration (`step`):
+
+1. **queries**: the `QuerySchedule` says how many labels are owed, capped by the label
+   budget; `select_queries` picks pairs / k-rankings from the pool of recent episodes the
+   EnvRunners sent (same prompt where possible; random or by ensemble disagreement);
+2. **labels**: the simulated `PreferenceRater` answers them, and the answers go through
+   `add_labels`, the same entry point human labels use (budget enforced there);
+3. **training**: new labels are scored by the current model first (held-out accuracy), then
+   the ensemble trains on all labels so far;
+4. **publication**: a new `PublishedRewardModel` (version + 1, reward mean/std on recent
+   episodes) that EnvRunners pull without waiting.
+
+Thread safety: the hub actor runs several methods at once (EnvRunners keep sending episodes
+while a step trains). `_data_lock` guards the pool and pending labels for short moments;
+`_step_lock` lets one step run at a time. Publication swaps one reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrlhf.feedback.budget import LabelBudget
+from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.feedback.preferences import (
+    PreferenceLabel,
+    PreferenceRater,
+    RankingLabel,
+    RLHFLabel,
+    label_cost,
+)
+from mmrlhf.feedback.queries import QuerySchedule, select_queries
+from mmrlhf.feedback.reward_model import (
+    PublishedRewardModel,
+    RewardEnsemble,
+    RewardModelSpec,
+    load_reward_model,
+    save_reward_model,
+)
+from mmrlhf.feedback.rm_trainer import RewardModelTrainer, TrainerSettings
+from mmrlhf.feedback.samples import EpisodePool, EpisodeSample
+
+logger = logging.getLogger(__name__)
+
+# Recent label batches whose before-training accuracy makes up the `rm_accuracy` metric.
+ACCURACY_WINDOW = 10
+# Recent pool episodes the published reward mean/std are computed on.
+NORM_SAMPLES = 1024
+
+
+def make_spec(config: FeedbackConfig, *, image_size: int, prompt_len: int, vocab_size: int
+              ) -> RewardModelSpec:  # fmt: skip
+    """The reward-model architecture `config` asks for, for an env with these sizes."""
+    return RewardModelSpec(
+        image_size=image_size,
+        prompt_len=prompt_len,
+        response_len=config.rm_response_len,
+        vocab_size=vocab_size,
+        model=config.rm_model_config().model_dump(mode="json"),
+        ensemble_size=config.rm_ensemble,
+    )
+
+
+def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
+    """Reward-model optimisation settings from the flat config fields."""
+    return TrainerSettings(
+        lr=config.rm_lr,
+        weight_decay=config.rm_weight_decay,
+        batch_size=config.rm_batch_size,
+        epochs=config.rm_epochs,
+        min_steps=config.rm_min_steps,
+        max_steps=config.rm_max_steps,
+        seed=config.seed,
+    )
+
+
+class RLHFState:
+    """Pool, label budget, queries, labels, reward-model training and publication.
+
+    Args:
+        config: Feedback options (`source="reward_model"` fields).
+        rater: Override the simulated preference rater (tests); None = from the config.
+    """
+
+    def __init__(self, config: FeedbackConfig, *, rater: PreferenceRater | None = None) -> None:
+        self.config = config
+        self.pool = EpisodePool(config.rm_pool_size)
+        self.budget = LabelBudget(config.label_budget)
+        self.schedule = QuerySchedule(
+            config.queries_per_iter, decay=config.query_decay, initial=config.initial_queries
+        )
+        self.rater = rater or PreferenceRater(
+            beta=config.preference_beta,
+            epsilon=config.preference_epsilon,
+            tie_margin=config.preference_tie_margin,
+            skip_prob=config.skip_prob or 0.0,
+            seed=np.random.SeedSequence([config.seed, 7001]),
+        )
+        self._rng = np.random.default_rng(np.random.SeedSequence([config.seed, 7002]))
+        self.trainer: RewardModelTrainer | None = None
+        self.published: PublishedRewardModel | None = None
+        self._pending: list[tuple[RLHFLabel, dict[str, EpisodeSample]]] = []
+        self._labelled: set[str] = set()
+        self._senders: set[int] = set()  # EnvRunner ids that have sent episodes
+        self._accuracy: deque[tuple[float, int]] = deque(maxlen=ACCURACY_WINDOW)
+        self._data_lock = threading.RLock()
+        self._step_lock = threading.Lock()
+        self.counts = {"queries": 0, "skipped": 0, "ties": 0, "refused": 0, "human": 0}
+        self.last_train: dict[str, Any] = {}
+        if config.rm_checkpoint:
+            ensemble, meta = load_reward_model(config.rm_checkpoint)
+            self._set_model(ensemble)
+            self._publish(norm=(float(meta["norm"][0]), float(meta["norm"][1])))
+
+    # --- model ------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Latest published version (0 = none yet)."""
+        return 0 if self.published is None else self.published.version
+
+    def _set_model(self, ensemble: RewardEnsemble) -> None:
+        self.trainer = RewardModelTrainer(ensemble, trainer_settings(self.config))
+
+    def ensure_model(self, spec: RewardModelSpec) -> None:
+        """Build the ensemble for `spec` on first use (EnvRunners send the spec they see)."""
+        with self._data_lock:
+            if self.trainer is None:
+                self._set_model(RewardEnsemble(spec, seed=self.config.seed))
+                logger.info("reward model built: %s", spec)
+            elif self.trainer.ensemble.spec != spec:
+                raise ValueError(
+                    f"EnvRunner reward-model spec {spec} differs from the hub's "
+                    f"{self.trainer.ensemble.spec}; all runners must share one env layout"
+                )
+
+    # --- intake -----------------------------------------------------------------------------
+
+    def add_episodes(
+        self, samples: Sequence[EpisodeSample], spec: RewardModelSpec | None = None
+    ) -> None:
+        """Add recent episodes to the query pool (EnvRunners, fire-and-forget)."""
+        if spec is not None and self.trainer is None:
+            self.ensure_model(spec)
+        with self._data_lock:
+            self.pool.add(samples)
+            self._senders.update(s.env_runner_id for s in samples)
+
+    def add_labels(
+        self,
+        labels: Sequence[RLHFLabel],
+        samples: Mapping[str, EpisodeSample] | Sequence[EpisodeSample] = (),
+    ) -> int:
+        """Queue labels for the next training round; return how many were accepted.
+
+        The one entry point for simulated and human labels. Each accepted label spends
+        `label_cost` units of the label budget (1; k - 1 for a ranking of k); labels beyond
+        the budget, or naming episodes that are neither in `samples` nor in the pool, are
+        refused.
+
+        Args:
+            labels: Preference, ranking, rating or binary labels.
+            samples: The labelled episodes' samples when the pool may not hold them (e.g.
+                a label store replaying old episodes).
+        """
+        known = samples if isinstance(samples, Mapping) else {s.episode_id: s for s in samples}
+        accepted = 0
+        with self._data_lock:
+            for label in labels:
+                found = {i: known.get(i) or self.pool.get(i) for i in label.episode_ids}
+                if any(s is None for s in found.values()):
+                    self.counts["refused"] += 1
+                    continue
+                cost = label_cost(label)
+                remaining = self.budget.remaining
+                if remaining is not None and remaining < cost:
+                    self.counts["refused"] += 1
+                    continue
+                self.budget.reserve(cost)
+                self._pending.append((label, found))  # type: ignore[arg-type]
+                self._labelled.update(label.episode_ids)
+                if label.source != "simulated":
+                    self.counts["human"] += 1
+                accepted += 1
+        return accepted
+
+    # --- per-iteration work ------------------------------------------------------------------
+
+    def _member_scores(self, samples: Sequence[EpisodeSample]) -> np.ndarray:
+        assert self.trainer is not None
+        return self.trainer.rewards(samples).numpy()
+
+    def label_round(self, iteration: int) -> int:
+        """Ask the simulated rater the queries owed at `iteration`; return labels accepted."""
+        if self.trainer is None:
+            return 0
+        with self._data_lock:
+            obtained = self.budget.granted
+            owed = self.schedule.owed(iteration, obtained)
+            remaining = self.budget.remaining
+            units = owed if remaining is None else min(owed, remaining)
+            # A query of k episodes costs k - 1 labels (see label_cost).
+            n = units // (self.config.query_k - 1)
+            candidates = self.pool.samples()
+            exclude = set(self._labelled)
+        if n <= 0:
+            return 0
+        queries = select_queries(
+            candidates,
+            n,
+            k=self.config.query_k,
+            mode=self.config.query_mode if self.trainer.labels else "random",
+            rng=self._rng,
+            score_fn=self._member_scores,
+            candidates=self.config.query_candidates,
+            same_prompt=self.config.query_same_prompt,
+            exclude=exclude,
+        )
+        labels: list[RLHFLabel] = []
+        for query in queries:
+            self.counts["queries"] += 1
+            label = self.rater.answer(query)
+            if label is None:
+                self.counts["skipped"] += 1
+                continue
+            tie_pair = isinstance(label, PreferenceLabel) and label.p_a == 0.5
+            tie_rank = isinstance(label, RankingLabel) and len(set(label.ranks)) < len(label.ranks)
+            if tie_pair or tie_rank:
+                self.counts["ties"] += 1
+            labels.append(label)
+        return self.add_labels(labels, {s.episode_id: s for q in queries for s in q})
+
+    def train_round(self) -> bool:
+        """Train on all labels if new ones arrived, then publish; return whether it published."""
+        if self.trainer is None:
+            return False
+        with self._data_lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return False
+        merged: dict[str, EpisodeSample] = {}
+        for _, found in pending:
+            merged.update(found)
+        before = self.trainer.add_labels([label for label, _ in pending], merged)
+        if before["pairs"]:
+            self._accuracy.append((before["accuracy"], int(before["pairs"])))
+        self.last_train = self.trainer.train()
+        self._publish()
+        return True
+
+    def step(self, iteration: int) -> dict[str, Any]:
+        """One iteration's work: queries and labels, then training and publication."""
+        with self._step_lock:
+            asked = self.label_round(iteration)
+            published = self.train_round()
+        return {"labels_added": asked, "published": published, "version": self.version}
+
+    # --- publication ------------------------------------------------------------------------
+
+    def _publish(self, norm: tuple[float, float] | None = None) -> None:
+        assert self.trainer is not None
+        if norm is None:
+            with self._data_lock:
+                recent = self.pool.samples()[-NORM_SAMPLES:]
+            norm = (0.0, 1.0)
+            if recent:
+                mean = self.trainer.rewards(recent).mean(dim=0)
+                norm = (float(mean.mean()), max(float(mean.std(unbiased=False)), 1e-3))
+        self.published = PublishedRewardModel(
+            version=self.version + 1,
+            spec=self.trainer.ensemble.spec.to_dict(),
+            state_dict=self.trainer.ensemble.weights(),
+            norm_mean=norm[0],
+            norm_std=norm[1],
+            labels=len(self.trainer.labels),
+        )
+        if self.config.rm_save_dir:
+            self.save(self.config.rm_save_dir)
+        logger.info(
+            "published reward model v%d (%d labels, reward mean %.3f std %.3f)",
+            self.published.version, len(self.trainer.labels), norm[0], norm[1],
+        )  # fmt: skip
+
+    def latest(self, have_version: int = 0) -> PublishedRewardModel | None:
+        """The newest published model if it is newer than `have_version`, else None."""
+        published = self.published
+        return published if published is not None and published.version > have_version else None
+
+    def save(self, path: str | Path) -> Path | None:
+        """Save the latest published reward model as a checkpoint directory (None if none)."""
+        published = self.published
+        if published is None:
+            return None
+        ensemble = published.build()
+        return save_reward_model(
+            path,
+            ensemble,
+            version=published.version,
+            norm=(published.norm_mean, published.norm_std),
+            extra={"labels": published.labels, "rm_accuracy": self.accuracy()},
+        )
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    def accuracy(self) -> float:
+        """Pair accuracy on the last label batches before they were trained on (nan if none)."""
+        total = sum(n for _, n in self._accuracy)
+        if total == 0:
+            return math.nan
+        return sum(a * n for a, n in self._accuracy) / total
+
+    def stats(self) -> dict[str, Any]:
+        """Plain numbers for the result dict."""
+        with self._data_lock:
+            return {
+                "labels": self.budget.granted,
+                "label_budget": self.budget.total,
+                "labels_remaining": self.budget.remaining,
+                "rm_version": self.version,
+                "rm_accuracy": self.accuracy(),
+                "rm_loss": self.last_train.get("loss", math.nan),
+                "rm_train_steps": 0 if self.trainer is None else self.trainer.steps,
+                "pool": len(self.pool),
+                "episodes_received": self.pool.received,
+                "env_runners_sending": sorted(self._senders),
+                **self.counts,
+            }

@@ -1,0 +1,209 @@
+"""`RewardModelTrainer`: fits a `RewardEnsemble` to a growing set of labels (plain torch).
+
+Labels of every kind (preference, ranking, rating, binary) live in one list and are mixed in
+each minibatch; each kind's loss from `mmrlhf.feedback.losses` is weighted by its share of the
+minibatch. Every member draws its own minibatches with replacement (a bootstrap, as in
+Christiano et al. 2017), so members disagree where the labels leave the reward open, which is
+what active query selection looks for.
+
+Accuracy on labels the model has not trained on is measured by `evaluate`; `add_labels`
+returns the accuracy on the new labels *before* they join the training set (progressive
+validation: a held-out number that costs no labels).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmrlhf.feedback.losses import (
+    PAD_RANK,
+    binary_loss,
+    bradley_terry_loss,
+    plackett_luce_loss,
+    rating_loss,
+)
+from mmrlhf.feedback.preferences import (
+    BinaryLabel,
+    PreferenceLabel,
+    RankingLabel,
+    RatingLabel,
+    RLHFLabel,
+    pairwise_outcomes,
+)
+from mmrlhf.feedback.reward_model import RewardEnsemble, RewardModel
+from mmrlhf.feedback.samples import EpisodeSample, stack_samples
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """Optimisation settings of the reward model.
+
+    Attributes:
+        lr: Adam learning rate.
+        weight_decay: AdamW weight decay (keeps rewards from growing without bound).
+        batch_size: Labels per minibatch (per member).
+        epochs: Passes over the label set per `train` call (in expectation: minibatches are
+            drawn with replacement).
+        min_steps: Minibatches per `train` call at least (few labels still get fitted).
+        max_steps: Cap on minibatches per `train` call (None = no cap).
+        seed: Seeds the members' minibatch draws.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    epochs: float = 4.0
+    min_steps: int = 50
+    max_steps: int | None = 400
+    seed: int = 0
+
+
+class RewardModelTrainer:
+    """Holds the labels and the episodes they name, and trains the ensemble on them.
+
+    Args:
+        ensemble: The model (trained in place).
+        settings: Optimisation settings.
+    """
+
+    def __init__(self, ensemble: RewardEnsemble, settings: TrainerSettings | None = None) -> None:
+        self.ensemble = ensemble
+        self.settings = settings or TrainerSettings()
+        self.samples: dict[str, EpisodeSample] = {}
+        self.labels: list[RLHFLabel] = []
+        self.optimizer = torch.optim.AdamW(
+            ensemble.parameters(), lr=self.settings.lr, weight_decay=self.settings.weight_decay
+        )
+        self._rng = np.random.default_rng(self.settings.seed)
+        self.steps = 0
+
+    # --- data -------------------------------------------------------------------------------
+
+    def add_labels(
+        self, labels: Iterable[RLHFLabel], samples: Mapping[str, EpisodeSample]
+    ) -> dict[str, float]:
+        """Add labels whose episodes are all in `samples` (or already known); return the
+        accuracy of the current model on them before they are trained on.
+
+        Returns:
+            `{"added": n, "dropped": m, "accuracy": acc or nan, "pairs": strict pairs}`.
+        """
+        accepted: list[RLHFLabel] = []
+        dropped = 0
+        for label in labels:
+            ids = label.episode_ids
+            if all(i in self.samples or i in samples for i in ids):
+                for i in ids:
+                    self.samples.setdefault(i, samples.get(i) or self.samples[i])
+                accepted.append(label)
+            else:
+                dropped += 1
+        if dropped:
+            logger.warning("dropped %d labels naming episodes the trainer has not seen", dropped)
+        before = self.evaluate(accepted)
+        self.labels.extend(accepted)
+        return {"added": len(accepted), "dropped": dropped, **before}
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def rewards(self, samples: Sequence[EpisodeSample], batch_size: int = 256) -> torch.Tensor:
+        """Every member's rewards for `samples`, shape (N, B), in batches, eval mode."""
+        self.ensemble.eval()
+        parts = [
+            self.ensemble(stack_samples(samples[i : i + batch_size]))
+            for i in range(0, len(samples), batch_size)
+        ]
+        self.ensemble.train()
+        return torch.cat(parts, dim=1) if parts else torch.zeros(len(self.ensemble), 0)
+
+    def evaluate(self, labels: Sequence[RLHFLabel]) -> dict[str, float]:
+        """Preference accuracy of the ensemble mean on the strict pairs in `labels`.
+
+        Returns:
+            `{"accuracy": fraction of (better, worse) pairs scored in that order (equal
+            rewards count half), nan without pairs, "pairs": number of pairs}`.
+        """
+        pairs = [p for lab in labels if isinstance(lab, PreferenceLabel | RankingLabel)
+                 for p in pairwise_outcomes(lab)]  # fmt: skip
+        if not pairs:
+            return {"accuracy": math.nan, "pairs": 0}
+        ids = sorted({i for p in pairs for i in p})
+        index = {i: k for k, i in enumerate(ids)}
+        mean = self.rewards([self.samples[i] for i in ids]).mean(dim=0)
+        better = mean[[index[b] for b, _ in pairs]]
+        worse = mean[[index[w] for _, w in pairs]]
+        wins = (better > worse).float() + 0.5 * (better == worse).float()
+        return {"accuracy": float(wins.mean()), "pairs": len(pairs)}
+
+    # --- training ---------------------------------------------------------------------------
+
+    def train(self, epochs: float | None = None) -> dict[str, Any]:
+        """Train every member on its own bootstrap minibatches; return the mean loss and steps.
+
+        Args:
+            epochs: Passes over the labels (default `settings.epochs`).
+        """
+        n = len(self.labels)
+        if n == 0:
+            return {"loss": math.nan, "steps": 0}
+        s = self.settings
+        passes = s.epochs if epochs is None else epochs
+        steps = max(1, s.min_steps, math.ceil(passes * n / s.batch_size))
+        if s.max_steps is not None:
+            steps = min(steps, s.max_steps)
+        self.ensemble.train()
+        losses = []
+        for _ in range(steps):
+            total = torch.zeros(())
+            for member in self.ensemble.members:
+                idx = self._rng.integers(0, n, size=min(s.batch_size, n))
+                total = total + self.loss(member, [self.labels[i] for i in idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            losses.append(float(total.detach()) / len(self.ensemble))
+        self.steps += steps
+        return {"loss": float(np.mean(losses)), "steps": steps}
+
+    def loss(self, member: RewardModel, labels: Sequence[RLHFLabel]) -> torch.Tensor:
+        """One member's loss on a minibatch of mixed labels (kinds weighted by their share)."""
+        ids = sorted({i for lab in labels for i in lab.episode_ids})
+        index = {i: k for k, i in enumerate(ids)}
+        batch = stack_samples([self.samples[i] for i in ids])
+        r = member(batch.image, batch.prompt, batch.response)
+        parts: list[tuple[torch.Tensor, int]] = []
+        prefs = [lab for lab in labels if isinstance(lab, PreferenceLabel)]
+        if prefs:
+            a = r[[index[p.a] for p in prefs]]
+            b = r[[index[p.b] for p in prefs]]
+            p_a = torch.tensor([p.p_a for p in prefs], dtype=r.dtype)
+            parts.append((bradley_terry_loss(a, b, p_a), len(prefs)))
+        rankings = [lab for lab in labels if isinstance(lab, RankingLabel)]
+        if rankings:
+            k = max(len(lab.episodes) for lab in rankings)
+            cols = torch.zeros(len(rankings), k, dtype=torch.long)
+            ranks = torch.full((len(rankings), k), PAD_RANK, dtype=torch.long)
+            for row, lab in enumerate(rankings):
+                cols[row, : len(lab.episodes)] = torch.tensor([index[e] for e in lab.episodes])
+                ranks[row, : len(lab.ranks)] = torch.tensor(lab.ranks)
+            parts.append((plackett_luce_loss(r[cols], ranks), len(rankings)))
+        ratings = [lab for lab in labels if isinstance(lab, RatingLabel)]
+        if ratings:
+            y = torch.tensor([lab.value for lab in ratings], dtype=r.dtype)
+            parts.append((rating_loss(r[[index[lab.episode] for lab in ratings]], y), len(ratings)))
+        binary = [lab for lab in labels if isinstance(lab, BinaryLabel)]
+        if binary:
+            y = torch.tensor([float(lab.positive) for lab in binary], dtype=r.dtype)
+            parts.append((binary_loss(r[[index[lab.episode] for lab in binary]], y), len(binary)))
+        total = sum(n for _, n in parts)
+        return sum((loss * (n / total) for loss, n in parts), torch.zeros(()))

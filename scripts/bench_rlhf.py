@@ -1,0 +1,173 @@
+"""Label efficiency of RLHF on vqa: policy accuracy against simulated preference labels.
+
+Trains `configs/rlhf_vqa.yaml` (env reward off; a reward-model ensemble learned from
+simulated pairwise preferences scores every episode) once per label budget, plus the oracle
+run (the per-episode ground-truth score as reward, i.e. a label on 100% of episodes), each
+for the same number of iterations, then evaluates every final policy greedily on fresh
+episodes of the training distribution (`split=train`, unseen seeds) and of the held-out
+colour-shape pairs (`split=test`). RLHF rows also report the reward model's preference
+accuracy on 500 held-out oracle-ordered pairs.
+
+Run:  .venv/bin/python scripts/bench_rlhf.py --out bench_rlhf.json
+      .venv/bin/python scripts/bench_rlhf.py --quick --out bench_rlhf_quick.json  (minutes)
+Goal: >= 90% accuracy with <= 1,000 labels on <= 2% of the episodes. Expect a full run (4
+trainings of 100 iterations x 512 episodes) to take about 1.5-3 hours on 2 busy CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+logger = logging.getLogger("bench_rlhf")
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "rlhf_vqa.yaml"
+
+
+def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Train one configuration, evaluate it, return its table row."""
+    from mmrlhf.config import load_config
+    from mmrlhf.trainers.evaluate import evaluate
+    from mmrlhf.trainers.train import train
+
+    out_dir = Path(args.work_dir)
+    base = {
+        "name": name,
+        "output_dir": str(out_dir),
+        "stop.iterations": args.iterations,
+        "stop.accuracy": None,
+        "checkpoint.every": 0,
+        "training.train_batch_size": args.batch,
+        "training.minibatch_size": min(128, args.batch),
+        "training.seed": args.seed,
+        "feedback.seed": args.seed,
+    }
+    cfg = load_config(CONFIG, {**base, **overrides})
+    started = time.monotonic()
+    result = train(cfg, progress=lambda line: logger.info("%s: %s", name, line))
+    wall = time.monotonic() - started
+    assert result.checkpoint is not None
+    final = result.final
+    episodes = int(final.get("episodes") or 0)
+    labels = int(final.get("labels") or 0) if cfg.feedback.source == "reward_model" else episodes
+    row: dict[str, Any] = {
+        "run": name,
+        "source": cfg.feedback.source,
+        "label_budget": cfg.feedback.label_budget,
+        "labels": labels,
+        "episodes": episodes,
+        "labels_per_episode": labels / episodes if episodes else math.nan,
+        # A pair shows two episodes to the rater.
+        "episodes_shown_fraction": (
+            min(1.0, labels * cfg.feedback.query_k / episodes)
+            if cfg.feedback.source == "reward_model" and episodes
+            else 1.0
+        ),
+        "train_accuracy_last_iter": final.get("accuracy"),
+        "wall_s": round(wall, 1),
+        "curve": [(r.get("episodes"), r.get("accuracy"), r.get("labels")) for r in result.history],
+    }
+    for split in ("train", "test"):
+        metrics = evaluate(result.checkpoint, cfg=cfg, split=split, episodes=args.eval_episodes)
+        row[f"accuracy_{split}_split"] = metrics["accuracy"]
+    if cfg.feedback.source == "reward_model" and cfg.feedback.rm_save_dir:
+        from mmrlhf.trainers.reward_model import evaluate_reward_model
+
+        rm = evaluate_reward_model(cfg.feedback.rm_save_dir, cfg.env, n_pairs=args.rm_pairs)
+        row["rm_preference_accuracy"] = rm["preference_accuracy"]
+        row["rm_version"] = rm["version"]
+    logger.info("%s: %s", name, {k: v for k, v in row.items() if k != "curve"})
+    return row
+
+
+def rlhf_overrides(budget: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Spread `budget` labels evenly over the run, after an initial batch of 2%."""
+    initial = max(10, budget // 50)
+    per_iter = max(1, math.ceil((budget - initial) / args.iterations))
+    return {
+        "feedback.label_budget": budget,
+        "feedback.initial_queries": initial,
+        "feedback.queries_per_iter": per_iter,
+        "feedback.query_mode": args.query_mode,
+        "feedback.rm_save_dir": str(Path(args.work_dir) / f"rlhf_{budget}" / "reward_model"),
+    }
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table."""
+    head = ("| run | labels | episodes | labels/episode | acc (train split) | acc (test split) "
+            "| RM pair acc | wall s |")  # fmt: skip
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        rm = r.get("rm_preference_accuracy")
+        lines.append(
+            f"| {r['run']} | {r['labels']:,} | {r['episodes']:,} | "
+            f"{r['labels_per_episode']:.3%} | {r['accuracy_train_split']:.3f} | "
+            f"{r['accuracy_test_split']:.3f} | {'-' if rm is None else f'{rm:.3f}'} | "
+            f"{r['wall_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[250, 500, 1000])
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=512, help="episodes per iteration")
+    parser.add_argument("--eval-episodes", type=int, default=500)
+    parser.add_argument("--rm-pairs", type=int, default=500)
+    parser.add_argument("--query-mode", default="active", choices=["active", "random"])
+    parser.add_argument("--no-oracle", action="store_true", help="skip the oracle run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", default="results/bench_rlhf")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="reduced size: budgets 100 200, 12 iterations, 200 eval episodes",
+    )
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    if args.quick:
+        args.budgets, args.iterations, args.eval_episodes, args.rm_pairs = [100, 200], 12, 200, 200
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("ray", "mmrlhf.models.multimodal"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    started = time.monotonic()
+    rows = []
+    if not args.no_oracle:
+        # The oracle rater scores every episode (no budget): the ceiling RLHF is measured against.
+        oracle = {
+            "feedback.source": "rater",
+            "feedback.rater": "oracle",
+            "feedback.label_budget": None,
+        }
+        rows.append(run_one("oracle", oracle, args))
+    for budget in args.budgets:
+        rows.append(run_one(f"rlhf_{budget}", rlhf_overrides(budget, args), args))
+    table = markdown(rows)
+    print(table)
+    report = {
+        "benchmark": "rlhf_vqa label efficiency",
+        "config": str(CONFIG),
+        "iterations": args.iterations,
+        "episodes_per_iteration": args.batch,
+        "query_mode": args.query_mode,
+        "goal": ">= 0.90 accuracy with <= 1000 labels on <= 2% of episodes",
+        "rows": rows,
+        "table": table,
+        "total_wall_s": round(time.monotonic() - started, 1),
+    }
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""RLHF fields of FeedbackConfig: dotted overrides, validation, the KL wiring, KL by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from ray.rllib.algorithms.ppo import PPOConfig
+
+from mmrlhf.callbacks import apply_feedback
+from mmrlhf.config import ConfigError, load_config
+from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.models import MultimodalPPOLearner
+from mmrlhf.models.learner import KL_COEFF_CONFIG, KL_REFERENCE_CONFIG, categorical_kl
+
+
+def test_dotted_overrides_reach_the_rlhf_fields() -> None:
+    cfg = load_config(
+        "configs/rlhf_vqa.yaml",
+        ["feedback.source=reward_model", "feedback.query_mode=random", "feedback.query_k=4",
+         "feedback.rm_ensemble=5", "feedback.kl_coeff=0.1", "feedback.rm_cnn_channels=[8, 16]"],
+    )  # fmt: skip
+    fb = cfg.feedback
+    assert fb.source == "reward_model" and fb.query_mode == "random" and fb.query_k == 4
+    assert fb.rm_ensemble == 5 and fb.kl_coeff == 0.1
+    assert fb.rm_model_config().cnn_channels == (8, 16)
+    assert load_config(None).feedback.source == "rater"  # the default is unchanged
+
+
+def test_bad_rlhf_values_are_rejected_with_the_field_name() -> None:
+    with pytest.raises(ConfigError, match="source"):
+        load_config(None, ["feedback.source=humans"])
+    with pytest.raises(ConfigError, match="query_k"):
+        load_config(None, ["feedback.query_k=1"])
+    with pytest.raises(ValueError, match="rm_cnn_channels"):
+        FeedbackConfig(source="reward_model", rm_cnn_channels=[8, 0])
+    with pytest.raises(ValueError, match="rm_text_encoder"):
+        FeedbackConfig(source="reward_model", rm_text_encoder="pretrained")
+
+
+def test_apply_feedback_passes_the_kl_settings_to_the_learner() -> None:
+    config = PPOConfig().learners(learner_class=MultimodalPPOLearner)
+    apply_feedback(config, FeedbackConfig(kl_coeff=0.2, kl_reference="ckpt"))
+    assert config.learner_config_dict[KL_COEFF_CONFIG] == 0.2
+    assert config.learner_config_dict[KL_REFERENCE_CONFIG] == "ckpt"
+    off = apply_feedback(PPOConfig(), FeedbackConfig())
+    assert KL_COEFF_CONFIG not in off.learner_config_dict
+
+
+def test_categorical_kl_by_hand() -> None:
+    p = torch.tensor([[0.0, math.log(3.0)]])  # probabilities 1/4, 3/4
+    q = torch.zeros(1, 2)  # 1/2, 1/2
+    expected = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    assert categorical_kl(p, q).item() == pytest.approx(expected)
+    assert categorical_kl(q, q).item() == pytest.approx(0.0)

@@ -1,0 +1,57 @@
+"""Complete-episode sampling must keep drawing new episodes (SeedOnceEnvRunner).
+
+RLlib 2.60 re-seeds its envs at every `sample()` call in `complete_episodes` mode, so a seeded
+run replays the same episodes forever; a reward model (or policy) fed from them memorises a
+handful of scenes. `apply_feedback` installs `SeedOnceEnvRunner`, which seeds each env once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+import mmrlhf.envs  # noqa: F401  (registers "MyMultimodalEnv" with RLlib)
+from mmrlhf.callbacks import apply_feedback
+from mmrlhf.callbacks.env_runner import SeedOnceEnvRunner
+from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.models import ModelConfig, model_spec
+
+pytestmark = pytest.mark.ray
+
+
+def distinct_scenes(runner: SingleAgentEnvRunner, calls: int) -> int:
+    images = {
+        hashlib.blake2b(ep.get_observations(0)["image"].tobytes()).hexdigest()
+        for _ in range(calls)
+        for ep in runner.sample(random_actions=True)
+    }
+    return len(images)
+
+
+def config(seed: int = 0) -> PPOConfig:
+    return (
+        PPOConfig()
+        .environment("MyMultimodalEnv", env_config={"task": "vqa", "image_size": 16})
+        .rl_module(rl_module_spec=model_spec(ModelConfig(text_encoder="bag", embed_dim=16)))
+        .env_runners(num_envs_per_env_runner=2)
+        .debugging(seed=seed)
+    )
+
+
+def test_complete_episodes_draw_new_scenes_and_stay_reproducible(ray_session: None) -> None:
+    fixed = apply_feedback(config(), FeedbackConfig(enabled=True))
+    assert fixed.batch_mode == "complete_episodes" and fixed.env_runner_cls is SeedOnceEnvRunner
+    # 10 sample() calls of 2 one-step episodes: 20 scenes, not the same 2 again and again
+    assert distinct_scenes(SeedOnceEnvRunner(config=fixed), 10) >= 18
+    plain = config().env_runners(batch_mode="complete_episodes")
+    assert distinct_scenes(SingleAgentEnvRunner(config=plain), 10) == 2  # RLlib's replay
+
+    def first_scenes(seed: int) -> list[str]:
+        runner = SeedOnceEnvRunner(config=apply_feedback(config(seed), FeedbackConfig()))
+        return [ep.get_infos(-1).get("ground_truth", "") for ep in runner.sample(
+            num_episodes=6, random_actions=True)]  # fmt: skip
+
+    assert first_scenes(0) == first_scenes(0)

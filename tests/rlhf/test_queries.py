@@ -1,0 +1,68 @@
+"""Query schedule, same-prompt candidates, active selection by ensemble disagreement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from mmrlhf.feedback.queries import (
+    QuerySchedule,
+    candidate_queries,
+    disagreement,
+    select_queries,
+)
+from mmrlhf.feedback.samples import EpisodeSample
+from tests.rlhf.conftest import make_sample
+
+
+def test_schedule_constant_decay_initial_and_owed() -> None:
+    s = QuerySchedule(10, initial=5)
+    assert [s.at(t) for t in (0, 1, 2, 3)] == [0, 15, 10, 10]
+    assert s.planned(3) == 35 and s.owed(3, 30) == 5 and s.owed(3, 40) == 0
+    d = QuerySchedule(12, decay=1.0)
+    assert [d.at(t) for t in (1, 2, 3, 4)] == [12, 6, 4, 3]
+    with pytest.raises(ValueError):
+        QuerySchedule(-1)
+
+
+def test_candidates_share_a_prompt_and_skip_excluded() -> None:
+    samples = [make_sample(f"p{i % 3}-{i}", prompt=1 + i % 3) for i in range(12)]
+    samples.append(make_sample("lonely", prompt=9))
+    rng = np.random.default_rng(0)
+    # 9 same-prompt triples exist: 1 among p0's 3 eligible episodes, 4 each for p1 and p2
+    queries = candidate_queries(samples, 6, k=3, rng=rng, exclude={"p0-0"})
+    assert len(queries) == 6 and len({tuple(sorted(q)) for q in queries}) == 6
+    for q in queries:
+        assert len(set(q)) == 3
+        assert len({samples[i].prompt_key for i in q}) == 1  # one prompt per query
+        assert all(samples[i].episode_id not in ("p0-0", "lonely") for i in q)
+    # no prompt has two episodes: fall back to mixing prompts
+    mixed = [make_sample(f"m{i}", prompt=1 + i) for i in range(4)]
+    assert len(candidate_queries(mixed, 3, k=2, rng=rng)) == 3
+    assert candidate_queries(mixed, 3, k=2, rng=rng, exclude={"m0", "m1", "m2"}) == []
+
+
+def test_disagreement_is_zero_when_members_agree() -> None:
+    assert disagreement(np.array([[1.0, 0.0], [1.0, 0.0]])) == 0.0
+    split = disagreement(np.array([[5.0, 0.0], [0.0, 5.0]]))
+    assert split == pytest.approx(0.5 * (1 / (1 + np.exp(-5)) - 1 / (1 + np.exp(5))))
+
+
+def test_active_mode_picks_the_most_disputed_queries() -> None:
+    samples = [make_sample(f"e{i}", prompt=1) for i in range(10)]
+    disputed = {"e3", "e7"}
+
+    def score_fn(batch: Sequence[EpisodeSample]) -> np.ndarray:
+        # Members agree on everything except e3 and e7, which they rank oppositely.
+        a = np.array([3.0 if s.episode_id == "e3" else 0.0 for s in batch])
+        b = np.array([3.0 if s.episode_id == "e7" else 0.0 for s in batch])
+        return np.stack([a, b])
+
+    rng = np.random.default_rng(0)
+    chosen = select_queries(samples, 1, k=2, mode="active", rng=rng, score_fn=score_fn,
+                            candidates=100)  # fmt: skip
+    assert {s.episode_id for s in chosen[0]} == disputed
+    random_pick = select_queries(samples, 5, k=2, mode="random", rng=rng)
+    assert len(random_pick) == 5
