@@ -6,6 +6,7 @@
     mmrlhf jobs status|logs|stop JOB_ID --address http://HEAD:8265
     mmrlhf eval CHECKPOINT [--split test] [--episodes N] [--out FILE.json]
     mmrlhf plot RESULTS_DIR [--out curves.png]
+    mmrlhf reward-model eval RM_CHECKPOINT --pairs CONFIG.yaml|PAIRS.npz [--out FILE.json]
     mmrlhf label EXP_DIR [--port 8765] [--token T] [--demo N]   # human labelling page
     mmrlhf env show --task vqa --episodes 8 --out sheet.png   # contact sheet of episodes
     mmrlhf env info --task caption                            # spaces and action meanings
@@ -118,6 +119,15 @@ def cmd_label(args: argparse.Namespace) -> int:
     if args.out:
         with LabelStore(resolve_store_path(args.store)) as store:
             write_json(args.out, store.stats())
+    return 0
+
+
+def cmd_reward_model_eval(args: argparse.Namespace) -> int:
+    from mmrlhf.trainers.reward_model import evaluate_reward_model
+
+    metrics = evaluate_reward_model(args.checkpoint, args.pairs, n_pairs=args.n_pairs)
+    print(json.dumps(metrics, indent=2, default=str))
+    write_json(args.out, metrics)
     return 0
 
 
@@ -236,6 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     info = env_sub.add_parser("info", help="print spaces, actions and config as JSON")
     _add_env_args(info)
     info.set_defaults(func=cmd_env_info)
+    rm = sub.add_parser("reward-model", help="RLHF reward models")
+    rm_sub = rm.add_subparsers(dest="rm_command", required=True)
+    rm_eval = rm_sub.add_parser("eval", help="preference accuracy on held-out labelled pairs")
+    rm_eval.add_argument("checkpoint", help="reward-model directory (feedback.rm_save_dir)")
+    rm_eval.add_argument(
+        "--pairs", required=True, help="a .npz pairs file, or an experiment YAML to draw from"
+    )
+    rm_eval.add_argument("--n-pairs", type=int, default=500)
+    rm_eval.add_argument("--out", help="write the metrics as JSON here")
+    rm_eval.set_defaults(func=cmd_reward_model_eval)
+
     lab = sub.add_parser("label", help="serve the labelling page for an experiment's labels")
     lab.add_argument("store", help="experiment directory (labels.sqlite inside) or a .sqlite file")
     lab.add_argument("--host", default="127.0.0.1")

@@ -1,0 +1,21 @@
+"""`mmrlhf reward-model eval` on a reward model trained from oracle pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mmrlhf.cli import main
+from mmrlhf.trainers.reward_model import make_pairs, train_reward_model
+
+ENV = {"task": "vqa", "num_objects": 1, "question_types": ["color"], "image_size": 32}
+
+
+def test_reward_model_eval_command(tmp_path: Path) -> None:
+    trained = train_reward_model(ENV, tmp_path / "rm", n_pairs=300, rounds=2)
+    pairs = make_pairs(ENV, tmp_path / "pairs.npz", n_pairs=100)["path"]
+    out = tmp_path / "eval.json"
+    argv = ["reward-model", "eval", trained["checkpoint"], "--pairs", pairs, "--out", str(out)]
+    assert main(argv) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["pairs"] > 0 and 0.0 <= metrics["preference_accuracy"] <= 1.0
