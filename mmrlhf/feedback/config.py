@@ -171,6 +171,28 @@ class FeedbackConfig(BaseModel):
         None, description="Save every published reward model here (latest overwrites)."
     )
 
+    # Human labels from a label store (RLHF; see `feedback/human.py`).
+    human_store: str | None = Field(
+        None,
+        description="labels.sqlite path: the RM hub enqueues episodes there for people and "
+        "trains on their labels (source reward_model); None = simulated rater only.",
+    )
+    human_enqueue_fraction: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of hub episodes queued for people."
+    )
+    human_enqueue_per_iter: int = Field(
+        32, ge=0, description="Episodes queued for people per iteration at most."
+    )
+    human_settle_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="Use a human label only once unchanged this long (an undo in time "
+        "keeps it out of training).",
+    )
+    human_simulated: bool = Field(
+        False, description="With human_store, also ask the simulated rater each iteration."
+    )
+
     # KL penalty toward a reference policy (MultimodalPPOLearner).
     kl_coeff: float = Field(0.0, ge=0.0, description="Weight of KL(pi || pi_ref); 0 = off.")
     kl_reference: str | None = Field(
@@ -203,6 +225,12 @@ class FeedbackConfig(BaseModel):
             raise ValueError(
                 f"dwell_min_s ({self.dwell_min_s}) must be < dwell_max_s ({self.dwell_max_s})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _human_store_needs_reward_model(self) -> FeedbackConfig:
+        if self.human_store and self.source != "reward_model":
+            raise ValueError("human_store needs source='reward_model' (the RM hub reads it)")
         return self
 
     @model_validator(mode="after")

@@ -9,6 +9,11 @@ Per training iteration (`step`):
    `add_labels`, the same entry point human labels use (budget enforced there);
 3. **training**: new labels are scored by the current model first (held-out accuracy), then
    the ensemble trains on all labels so far;
+Human labels (`config.human_store` set): each step first writes a share of the episodes
+received since the last step to the label store for people (`human_enqueue_*`), then polls the
+store for labels that arrived and adds them through `add_labels` (see `feedback/human.py`).
+Neither waits for a person. The simulated rater then stays quiet unless `human_simulated`.
+
 4. **publication**: a new `PublishedRewardModel` (version + 1, reward mean/std on recent
    episodes) that EnvRunners pull without waiting.
 
@@ -31,6 +36,7 @@ import numpy as np
 
 from mmrlhf.feedback.budget import LabelBudget
 from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.feedback.human import HumanLabelBridge
 from mmrlhf.feedback.preferences import (
     PreferenceLabel,
     PreferenceRater,
@@ -115,6 +121,12 @@ class RLHFState:
         self._data_lock = threading.RLock()
         self._step_lock = threading.Lock()
         self.counts = {"queries": 0, "skipped": 0, "ties": 0, "refused": 0, "human": 0}
+        self.human: HumanLabelBridge | None = None
+        self._to_people: list[EpisodeSample] = []
+        if config.human_store:
+            self.human = HumanLabelBridge(config.human_store, settle_s=config.human_settle_s)
+            self._human_rng = np.random.default_rng(np.random.SeedSequence([config.seed, 7003]))
+            self.counts["human_enqueued"] = 0
         self.last_train: dict[str, Any] = {}
         if config.rm_checkpoint:
             ensemble, meta = load_reward_model(config.rm_checkpoint)
@@ -154,6 +166,14 @@ class RLHFState:
         with self._data_lock:
             self.pool.add(samples)
             self._senders.update(s.env_runner_id for s in samples)
+            if self.human is not None:
+                draws = self._human_rng.random(len(samples))
+                frac = self.config.human_enqueue_fraction
+                self._to_people.extend(s for s, u in zip(samples, draws, strict=True) if u < frac)
+                # Keep the newest; the store is written once per step (one transaction).
+                extra = len(self._to_people) - self.config.human_enqueue_per_iter
+                if extra > 0:
+                    del self._to_people[:extra]
 
     def add_labels(
         self,
@@ -239,6 +259,25 @@ class RLHFState:
             labels.append(label)
         return self.add_labels(labels, {s.episode_id: s for q in queries for s in q})
 
+    def human_round(self) -> int:
+        """Queue episodes for people and add the human labels that arrived; return labels
+        accepted. Store errors are logged, never raised: people must not stop training."""
+        if self.human is None:
+            return 0
+        with self._data_lock:
+            to_people, self._to_people = self._to_people, []
+        try:
+            self.counts["human_enqueued"] += len(self.human.enqueue(to_people))
+            labels = self.human.poll()
+            with self._data_lock:
+                missing = {i for lab in labels for i in lab.episode_ids if i not in self.pool}
+            samples = self.human.samples(missing)
+        except Exception:
+            logger.warning("label store %s failed this step", self.config.human_store,
+                           exc_info=True)  # fmt: skip
+            return 0
+        return self.add_labels(labels, samples) if labels else 0
+
     def train_round(self) -> bool:
         """Train on all labels if new ones arrived, then publish; return whether it published."""
         if self.trainer is None:
@@ -260,9 +299,19 @@ class RLHFState:
     def step(self, iteration: int) -> dict[str, Any]:
         """One iteration's work: queries and labels, then training and publication."""
         with self._step_lock:
-            asked = self.label_round(iteration)
+            human = self.human_round()
+            asked = 0
+            if self.human is None or self.config.human_simulated:
+                asked = self.label_round(iteration)
             published = self.train_round()
-        return {"labels_added": asked, "published": published, "version": self.version}
+        out: dict[str, Any] = {
+            "labels_added": asked + human,
+            "published": published,
+            "version": self.version,
+        }
+        if self.human is not None:
+            out["human_labels_added"] = human
+        return out
 
     # --- publication ------------------------------------------------------------------------
 
