@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mmrlhf.config import ExperimentConfig
 
 # Keep torch from oversubscribing the 2 cores the Ray workers also use.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -23,3 +28,24 @@ def ray_session() -> Iterator[None]:
     yield
     if started:
         ray.shutdown()
+
+
+# A tiny, fast experiment for trainer and RLHF tests.
+TINY = [
+    "env.image_size=32",
+    "env.num_objects=2",
+    "env.question_types=[color]",
+    "model.embed_dim=32",
+    "training.train_batch_size=64",
+    "training.minibatch_size=32",
+    "training.num_epochs=1",
+    "training.num_envs_per_env_runner=4",
+    "checkpoint.every=1",
+]
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path) -> ExperimentConfig:
+    from mmrlhf.config import load_config
+
+    return load_config(None, [*TINY, f"output_dir={tmp_path}", "name=tiny"])

@@ -192,6 +192,13 @@ class FeedbackConfig(BaseModel):
     human_simulated: bool = Field(
         False, description="With human_store, also ask the simulated rater each iteration."
     )
+    human_app_port: int | None = Field(
+        8765,
+        ge=0,
+        le=65535,
+        description="With human_store, `train` serves the labelling page on 127.0.0.1 at this "
+        "port while it runs (0 = any free port, None = do not start it).",
+    )
 
     # KL penalty toward a reference policy (MultimodalPPOLearner).
     kl_coeff: float = Field(0.0, ge=0.0, description="Weight of KL(pi || pi_ref); 0 = off.")

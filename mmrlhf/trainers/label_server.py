@@ -88,6 +88,49 @@ def serve(
         store.close()
 
 
+class BackgroundLabelServer:
+    """The labelling app served from a daemon thread (what `train` starts for human feedback).
+
+    Use `url` to open it and `stop()` to shut it down; the store is closed on stop.
+    """
+
+    def __init__(
+        self, store_path: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0,
+        token: str | None = None,
+    ) -> None:  # fmt: skip
+        import socket
+        import threading
+
+        import uvicorn
+
+        from mmrlhf.feedback.webapp import create_app
+
+        self.store = LabelStore(resolve_store_path(store_path))
+        token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        # Bind first so port 0 resolves to a real port before the thread starts.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        self.host, self.port = host, int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            create_app(self.store, token=token), log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout_s)
+        self.store.close()
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -129,6 +129,7 @@ def train(
     algo = build_ppo_config(cfg).build_algo()
     result = TrainResult(run_dir=run_dir, checkpoint=None)
     checkpoints: list[Path] = []
+    label_app = _start_label_app(cfg, say)
     try:
         if resume is not None:
             algo.restore_from_path(str(Path(resume).resolve()))
@@ -156,9 +157,23 @@ def train(
                     break
     finally:
         algo.stop()
+        if label_app is not None:
+            label_app.stop()
     say(f"stopped: {result.stop_reason}; checkpoint {result.checkpoint}")
     _write_outputs(result)
     return result
+
+
+def _start_label_app(cfg: ExperimentConfig, say: Callable[[str], None]) -> Any:
+    """Serve the labelling page beside training when people give the feedback."""
+    fb = cfg.feedback
+    if not (fb.enabled and fb.human_store and fb.human_app_port is not None):
+        return None
+    from mmrlhf.trainers.label_server import BackgroundLabelServer
+
+    server = BackgroundLabelServer(fb.human_store, port=fb.human_app_port)
+    say(f"labelling page: {server.url} (labels from {fb.human_store})")
+    return server
 
 
 def _write_outputs(result: TrainResult) -> None:
