@@ -38,6 +38,8 @@ LABELS_LIFETIME = "feedback/labels_lifetime"
 SKIPPED = "feedback/skipped"
 NOT_RATED = "feedback/not_rated"
 AGREEMENT = "feedback/agreement"
+HUMAN_LABELS = "feedback/human_labels"  # blocking mode: a person answered in time
+FALLBACKS = "feedback/fallbacks"  # blocking mode: nobody did, the rater scored it
 # source="reward_model" (RLHF), EnvRunner side.
 RM_VERSION = "feedback/rm_version"  # newest reward-model version any runner scores with
 RM_VERSION_MIN = "feedback/rm_version_min"  # oldest version still in use by a runner
@@ -188,6 +190,10 @@ class FeedbackCallback(RLlibCallback):
             metrics_logger.log_value(
                 AGREEMENT, float(bool(outcome.agreement)), reduce="mean", window=window
             )
+        if metrics_logger is not None and outcome.label is not None and self.config.human_blocking:
+            human = outcome.label.rater.startswith("human:")
+            metrics_logger.log_value(HUMAN_LABELS, int(human), reduce="sum")
+            metrics_logger.log_value(FALLBACKS, int(not human), reduce="sum")
         if self._hub_client is not None and outcome.status in ("labelled", "skipped"):
             self._hub_client.log(hub_entry(record, outcome))
 

@@ -192,6 +192,12 @@ class FeedbackConfig(BaseModel):
     human_simulated: bool = Field(
         False, description="With human_store, also ask the simulated rater each iteration."
     )
+    human_blocking: bool = Field(
+        False,
+        description="Debug mode: wait up to human_blocking_timeout_s for a person's score on "
+        "each episode (needs human_store and source='rater'), else use the rater.",
+    )
+    human_blocking_timeout_s: float = Field(30.0, gt=0.0)
     human_app_port: int | None = Field(
         8765,
         ge=0,
@@ -236,8 +242,17 @@ class FeedbackConfig(BaseModel):
 
     @model_validator(mode="after")
     def _human_store_needs_reward_model(self) -> FeedbackConfig:
-        if self.human_store and self.source != "reward_model":
-            raise ValueError("human_store needs source='reward_model' (the RM hub reads it)")
+        if self.human_blocking:
+            if not self.human_store or self.source != "rater":
+                raise ValueError(
+                    "human_blocking needs human_store and source='rater' (the rater is the "
+                    "fallback when nobody answers in time)"
+                )
+        elif self.human_store and self.source != "reward_model":
+            raise ValueError(
+                "human_store needs source='reward_model' (the RM hub reads it), or "
+                "human_blocking=true for the blocking debug mode"
+            )
         return self
 
     @model_validator(mode="after")
@@ -278,7 +293,12 @@ class FeedbackConfig(BaseModel):
 
     def make_rater(self, stream: int = 0) -> Rater:
         """Build this config's rater for one stream (EnvRunner index; -1 = none)."""
-        return make_rater(self.rater, self, rater_seed(self.seed, stream))
+        rater = make_rater(self.rater, self, rater_seed(self.seed, stream))
+        if self.human_blocking and self.human_store:
+            from mmrlhf.feedback.blocking import BlockingHumanRater
+
+            return BlockingHumanRater(self.human_store, self.human_blocking_timeout_s, rater)
+        return rater
 
     def hub_actor_name(self, trial_id: str | None = None) -> str:
         """Ray actor name of the hub for one Tune trial ("default" outside Tune)."""
