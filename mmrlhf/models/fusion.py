@@ -17,6 +17,7 @@ Every fusion module takes the two :class:`EncoderOutput` (width D each) and retu
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -27,14 +28,14 @@ from mmrlhf.models.base import EncoderOutput, masked_mean, pick
 from mmrlhf.models.config import ModelConfig
 
 
-class Fusion(nn.Module):
+class Fusion(nn.Module, ABC):
     """Base class: ``forward(text, image) -> (B, output_dim)``."""
 
     output_dim: int
 
+    @abstractmethod
     def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
         """Fuse the two modalities."""
-        raise NotImplementedError
 
 
 class ConcatFusion(Fusion):
