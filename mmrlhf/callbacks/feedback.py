@@ -174,13 +174,7 @@ class FeedbackCallback(RLlibCallback):
             return
         outcome = self._get_engine(env_runner, runner_id).process(record)
 
-        shaped = shape_rewards(
-            episode.get_rewards(),
-            outcome.feedback_reward,
-            env_weight=self.config.env_weight,
-            feedback_weight=self.config.feedback_weight,
-        )
-        episode.set_rewards(new_data=shaped, at_indices=slice(0, len(shaped)))
+        self._write_rewards(episode, outcome.feedback_reward)
 
         self._counts[outcome.status] += 1
         if metrics_logger is not None and outcome.label is not None:
@@ -262,13 +256,7 @@ class FeedbackCallback(RLlibCallback):
             )
             logger.info("reward-model feedback on in EnvRunner %d", runner_id)
         scored = self._rm.process(record, episode, chunks)
-        shaped = shape_rewards(
-            episode.get_rewards(),
-            scored.reward,
-            env_weight=self.config.env_weight,
-            feedback_weight=self.config.feedback_weight,
-        )
-        episode.set_rewards(new_data=shaped, at_indices=slice(0, len(shaped)))
+        self._write_rewards(episode, scored.reward)
         self._counts["rm_scored" if scored.reward is not None else "rm_unscored"] += 1
         if metrics_logger is not None and scored.reward is not None:
             metrics_logger.log_value(REWARD_MEAN, scored.reward, reduce="mean", window=window)
@@ -290,6 +278,16 @@ class FeedbackCallback(RLlibCallback):
         self._counts["rm_sent_logged"] = sent
 
     # --- helpers -----------------------------------------------------------------------------
+
+    def _write_rewards(self, episode: SingleAgentEpisode, feedback: float | None) -> None:
+        # Before the episode is shipped to the learner, so PPO's advantages use these rewards.
+        shaped = shape_rewards(
+            episode.get_rewards(),
+            feedback,
+            env_weight=self.config.env_weight,
+            feedback_weight=self.config.feedback_weight,
+        )
+        episode.set_rewards(new_data=shaped, at_indices=slice(0, len(shaped)))
 
     def _get_engine(self, env_runner: Any, runner_id: int) -> FeedbackEngine:
         # Built on first use: the EnvRunner (its worker_index seeds the rater, its trial id

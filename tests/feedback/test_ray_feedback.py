@@ -21,18 +21,11 @@ from mmrlhf.callbacks import apply_feedback
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.hub import HubClient, get_or_create_hub
 from mmrlhf.models import ModelConfig, model_spec
+from tests.tiny import SHAPE_VQA_ENV
 
 pytestmark = pytest.mark.ray
 
-# One question type, one object, tiny images: learnable in a few PPO iterations on a CPU.
-# The action space is the whole 28-word answer vocabulary, so chance is about 1/28.
-ENV_CONFIG: dict[str, Any] = {
-    "task": "vqa",
-    "reward_mode": "none",
-    "question_types": ("shape",),
-    "num_objects": 1,
-    "image_size": 16,
-}
+ENV_CONFIG = SHAPE_VQA_ENV
 TINY_MODEL = ModelConfig(
     text_encoder="bag",
     image_encoder="cnn",

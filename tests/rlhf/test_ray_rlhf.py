@@ -23,16 +23,11 @@ from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.models import ModelConfig, MultimodalPPOLearner, model_spec
 from mmrlhf.models.learner import KL_COEFF_KEY, KL_KEY
 from tests.rlhf.conftest import TINY_RM
+from tests.tiny import SHAPE_VQA_ENV
 
 pytestmark = pytest.mark.ray
 
-ENV_CONFIG: dict[str, Any] = {
-    "task": "vqa",
-    "reward_mode": "none",
-    "question_types": ("shape",),
-    "num_objects": 1,
-    "image_size": 16,
-}
+ENV_CONFIG = SHAPE_VQA_ENV
 TINY_MODEL = ModelConfig(
     text_encoder="bag", image_encoder="cnn", embed_dim=16, cnn_channels=(8,), cnn_grid=2,
     hidden_sizes=(16,),
