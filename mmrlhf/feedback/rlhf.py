@@ -358,6 +358,12 @@ class RLHFState:
             extra={"labels": published.labels, "rm_accuracy": self.accuracy()},
         )
 
+    def training_labels(self) -> list[RLHFLabel]:
+        """The labels the reward model trains on (simulated and human), oldest first."""
+        if self.trainer is None:
+            return []
+        return list(self.trainer.labels)
+
     # --- metrics ----------------------------------------------------------------------------
 
     def accuracy(self) -> float:

@@ -76,6 +76,10 @@ class RewardModelHub:
         """Latest published version."""
         return self.state.version
 
+    def training_labels(self) -> list[RLHFLabel]:
+        """See `RLHFState.training_labels`."""
+        return self.state.training_labels()
+
     def stats(self) -> dict[str, Any]:
         """See `RLHFState.stats`."""
         return self.state.stats()

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mmrlhf.config import ExperimentConfig
 from mmrlhf.feedback.labelstore import LabelStore, StoredLabel
+from mmrlhf.feedback.preferences import BinaryLabel, RatingLabel
 from mmrlhf.feedback.webapp import create_app
 from mmrlhf.trainers.label_server import add_demo_items
+from mmrlhf.trainers.train import train
 from tests.webapp.conftest import ThreadServer
 
 CHROMIUM = os.environ.get("MMRLHF_CHROMIUM", "/usr/bin/chromium")
@@ -208,3 +212,95 @@ def test_screenshot(page: Any, tmp_path: Path) -> None:
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out, SCREENSHOT)
     store.close()
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.mark.ray
+def test_browser_labels_reach_the_reward_model_of_a_running_ppo_run(
+    ray_session: None, page: Any, tiny_cfg: ExperimentConfig, tmp_path: Path
+) -> None:
+    """`train` serves the page; a person labels in the browser while PPO runs; the labels land
+    in the store, then in the reward model's training set, which publishes a new version."""
+    import ray
+
+    store_path = tmp_path / "labels.sqlite"
+    cfg = tiny_cfg.with_overrides(
+        {
+            "env.reward_mode": "none",
+            "feedback.enabled": True,
+            "feedback.source": "reward_model",
+            "feedback.human_store": str(store_path),
+            "feedback.human_app_port": 0,
+            "feedback.human_enqueue_fraction": 1.0,
+            "feedback.human_enqueue_per_iter": 4,
+            "feedback.rm_send_fraction": 1.0,
+            "feedback.rm_send_block": 8,
+            "feedback.rm_min_steps": 2,
+            "feedback.rm_max_steps": 4,
+            "feedback.rm_ensemble": 2,
+            "feedback.rm_embed_dim": 8,
+            "feedback.rm_hidden": 16,
+            "feedback.rm_save_dir": str(tmp_path / "rm"),
+            "stop.iterations": 4,
+        }
+    )
+    hub_name = cfg.feedback.rm_hub_actor_name(None)
+    seen: dict[str, Any] = {}
+
+    def person(line: str) -> None:
+        """Runs in the training loop after each iteration, as a person at the page would."""
+        if line.startswith("labelling page: "):
+            seen["url"] = line.split()[2]
+        elif line.startswith("iter ") and "labelled" not in seen:
+            with LabelStore(store_path) as store:
+                if not store.pending("ana", 3):
+                    return  # the hub has not queued episodes yet; try after the next iteration
+            seen["version_before"] = ray.get(ray.get_actor(hub_name).stats.remote())["rm_version"]
+            page.goto(f"{seen['url']}?rater=ana")
+            page.wait_for_selector("#cards[data-query-id]")
+            page.wait_for_selector("body[data-state=ready]")
+            for key in ("5", "1", "n"):  # 5 stars, 1 star, thumbs down
+                query = page.locator("#cards").get_attribute("data-query-id")
+                page.keyboard.press(key)
+                page.wait_for_selector(f'#cards:not([data-query-id="{query}"])')
+                page.wait_for_selector("body[data-state=ready]")
+            seen["labelled"] = True
+        elif "labelled" in seen and "hub" not in seen:
+            hub = ray.get_actor(hub_name)
+
+            def trained_on_them() -> bool:
+                stats = ray.get(hub.stats.remote())
+                return stats["human"] >= 3 and stats["rm_version"] > seen["version_before"]
+
+            wait_until(trained_on_them, 60, "a reward model trained on the 3 labels")
+            seen["hub"] = ray.get(hub.training_labels.remote())
+
+    train(cfg, debug=True, progress=person)
+
+    assert "labelled" in seen and "hub" in seen, f"the person never got to label: {seen}"
+    with LabelStore(store_path) as store:
+        rows = store.labels_since(0)[0]
+    assert sorted(((r.kind, r.value) for r in rows), key=str) == [
+        ("rating", 1), ("rating", 5), ("thumbs", "down")
+    ]  # fmt: skip
+    assert {r.rater_id for r in rows} == {"ana"} and not any(r.retracted for r in rows)
+    by_value = {r.value: r.episode_ids[0] for r in rows}
+    # The reward model trains on exactly what the person gave, on the episodes they saw.
+    assert sorted(seen["hub"], key=str) == sorted(
+        [
+            RatingLabel(by_value[5], 1.0, source="human:ana"),
+            RatingLabel(by_value[1], 0.0, source="human:ana"),
+            BinaryLabel(by_value["down"], False, source="human:ana"),
+        ],
+        key=str,
+    )
