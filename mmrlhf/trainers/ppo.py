@@ -10,6 +10,7 @@ from mmrlhf.callbacks import apply_feedback
 from mmrlhf.config import ExperimentConfig
 from mmrlhf.envs import RLLIB_NAME
 from mmrlhf.models import MultimodalPPOLearner, model_spec
+from mmrlhf.models.finished_rows import finished_rows_connector
 
 
 def env_config_dict(cfg: ExperimentConfig, **overrides: Any) -> dict[str, Any]:
@@ -34,6 +35,7 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
             num_envs_per_env_runner=t.num_envs_per_env_runner,
             rollout_fragment_length=t.rollout_fragment_length,
             num_cpus_per_env_runner=t.num_cpus_per_env_runner,
+            env_to_module_connector=finished_rows_connector,
         )
         .learners(num_learners=t.num_learners, learner_class=MultimodalPPOLearner)
         .training(
@@ -44,6 +46,10 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
             entropy_coeff=t.entropy_coeff,
             vf_loss_coeff=t.vf_loss_coeff,
             grad_clip=t.grad_clip,
+            use_kl_loss=t.kl_coeff > 0,
+            kl_coeff=t.kl_coeff,
+            kl_target=t.kl_target,
+            vf_clip_param=t.vf_clip_param,
             train_batch_size_per_learner=t.train_batch_size,
             minibatch_size=t.minibatch_size,
             num_epochs=t.num_epochs,

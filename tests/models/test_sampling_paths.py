@@ -1,0 +1,71 @@
+"""The cheap sampling paths of MultimodalModel: finished rows skipped, eval mode kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+from mmrlhf.models.finished_rows import FINISHED, MarkFinishedEpisodes
+from tests.models.conftest import N_ACTIONS, make_batch, make_obs_space
+from tests.models.test_multimodal import build
+
+
+def with_finished(batch: dict[str, Any], finished: list[bool]) -> dict[str, Any]:
+    return {**batch, FINISHED: torch.tensor(finished)}
+
+
+@pytest.mark.parametrize("method", ["forward_exploration", "forward_inference"])
+def test_finished_rows_get_zero_logits_and_live_rows_are_unchanged(method: str) -> None:
+    model = build()
+    batch = make_batch(make_obs_space(), batch_size=5)
+    full = getattr(model, method)(batch)[Columns.ACTION_DIST_INPUTS]
+    out = getattr(model, method)(with_finished(batch, [False, True, False, True, True]))
+    logits = out[Columns.ACTION_DIST_INPUTS]
+    assert logits.shape == (5, N_ACTIONS)
+    torch.testing.assert_close(logits[[0, 2]], full[[0, 2]])
+    assert (logits[[1, 3, 4]] == 0).all()
+
+
+def test_all_finished_skips_the_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = build()
+    batch = make_batch(make_obs_space(), batch_size=3)
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("encoded a batch whose episodes had all ended")
+
+    monkeypatch.setattr(model, "encode", fail)
+    out = model.forward_exploration(with_finished(batch, [True, True, True]))
+    assert (out[Columns.ACTION_DIST_INPUTS] == 0).all()
+
+
+def test_sampling_leaves_eval_mode_and_training_switches_back() -> None:
+    model = build()
+    batch = make_batch(make_obs_space(), batch_size=2)
+    model.train()
+    model.forward_exploration(batch)
+    assert not model.training and not any(m.training for m in model.modules())
+    model.forward_train(batch)
+    assert model.training and all(m.training for m in model.modules())
+    model.forward_inference(batch)
+    assert not model.training
+
+
+def episode(done: bool) -> SingleAgentEpisode:
+    space = make_obs_space()
+    obs = space.sample()
+    ep = SingleAgentEpisode(observation_space=space)
+    ep.add_env_reset(observation=obs)
+    if done:
+        ep.add_env_step(observation=obs, action=0, reward=1.0, terminated=True)
+    return ep
+
+
+def test_connector_marks_finished_episodes_in_batch_order() -> None:
+    episodes = [episode(False), episode(True), episode(False)]
+    batch = MarkFinishedEpisodes()(rl_module=None, batch={}, episodes=episodes)
+    marks = [v for values in batch[FINISHED].values() for v in values]
+    assert marks == [False, True, False]
