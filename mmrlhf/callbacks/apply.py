@@ -10,7 +10,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils import force_list
 
-from mmrlhf.callbacks.env_runner import SeedOnceEnvRunner
+from mmrlhf.callbacks.env_runner import CompleteEpisodesEnvRunner
 from mmrlhf.callbacks.feedback import FeedbackCallback, make_feedback_callback
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.models.learner import KL_COEFF_CONFIG, KL_REFERENCE_CONFIG, MultimodalPPOLearner
@@ -28,7 +28,7 @@ def apply_feedback(config: ConfigT, feedback: FeedbackConfig) -> ConfigT:
     - With feedback enabled, sets `batch_mode="complete_episodes"`: RLlib ships unfinished
       episode chunks to the learner before the episode ends, and the feedback reward written at
       the end could not reach them. It also switches the default EnvRunner to
-      `SeedOnceEnvRunner`: in that batch mode RLlib 2.60 re-seeds the envs at every
+      `CompleteEpisodesEnvRunner`: in that batch mode RLlib 2.60 re-seeds the envs at every
       `sample()` call and, with a fixed seed, replays the same episodes.
     - With feedback disabled the callback still logs `accuracy` and `score`.
     - `kl_coeff > 0` passes the KL penalty toward a reference policy to the learner through
@@ -49,7 +49,7 @@ def apply_feedback(config: ConfigT, feedback: FeedbackConfig) -> ConfigT:
     if feedback.enabled:
         config.env_runners(batch_mode="complete_episodes")
         if config.env_runner_cls in (None, SingleAgentEnvRunner):
-            config.env_runners(env_runner_cls=SeedOnceEnvRunner)
+            config.env_runners(env_runner_cls=CompleteEpisodesEnvRunner)
         if (
             feedback.label_budget is not None
             and feedback.source == "rater"

@@ -143,8 +143,8 @@ def test_feedback_reaches_ppo(ray_session: None) -> None:
     without = train_accuracy(FeedbackConfig(enabled=False), iterations)
     # Chance is ~1/28; oracle feedback alone lifts accuracy well above it (about 0.2 after 8
     # iterations on fresh scenes), while the same run without feedback never learns anything.
-    # (Before SeedOnceEnvRunner, RLlib replayed the same seeded episode at every sample() call
-    # and this run memorised it, reaching ~0.9.)
+    # (Before CompleteEpisodesEnvRunner, RLlib replayed the same seeded episode at every
+    # sample() call and this run memorised it, reaching ~0.9.)
     assert with_feedback[0] < 0.15
     assert with_feedback[-1] > 0.14 and with_feedback[-1] > 2 * max(without), with_feedback
     assert max(without) < 0.15, without

@@ -1,8 +1,8 @@
-"""Complete-episode sampling must keep drawing new episodes (SeedOnceEnvRunner).
+"""Complete-episode sampling must keep drawing new episodes (CompleteEpisodesEnvRunner).
 
 RLlib 2.60 re-seeds its envs at every `sample()` call in `complete_episodes` mode, so a seeded
 run replays the same episodes forever; a reward model (or policy) fed from them memorises a
-handful of scenes. `apply_feedback` installs `SeedOnceEnvRunner`, which seeds each env once.
+handful of scenes. `apply_feedback` installs `CompleteEpisodesEnvRunner`, which seeds each env once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 import mmrlhf.envs  # noqa: F401  (registers "MyMultimodalEnv" with RLlib)
 from mmrlhf.callbacks import apply_feedback
-from mmrlhf.callbacks.env_runner import SeedOnceEnvRunner
+from mmrlhf.callbacks.env_runner import CompleteEpisodesEnvRunner
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.models import ModelConfig, model_spec
 
@@ -43,15 +43,40 @@ def config(seed: int = 0) -> PPOConfig:
 
 def test_complete_episodes_draw_new_scenes_and_stay_reproducible(ray_session: None) -> None:
     fixed = apply_feedback(config(), FeedbackConfig(enabled=True))
-    assert fixed.batch_mode == "complete_episodes" and fixed.env_runner_cls is SeedOnceEnvRunner
+    assert fixed.batch_mode == "complete_episodes"
+    assert fixed.env_runner_cls is CompleteEpisodesEnvRunner
     # 10 sample() calls of 2 one-step episodes: 20 scenes, not the same 2 again and again
-    assert distinct_scenes(SeedOnceEnvRunner(config=fixed), 10) >= 18
+    assert distinct_scenes(CompleteEpisodesEnvRunner(config=fixed), 10) >= 18
     plain = config().env_runners(batch_mode="complete_episodes")
     assert distinct_scenes(SingleAgentEnvRunner(config=plain), 10) == 2  # RLlib's replay
 
     def first_scenes(seed: int) -> list[str]:
-        runner = SeedOnceEnvRunner(config=apply_feedback(config(seed), FeedbackConfig()))
+        runner = CompleteEpisodesEnvRunner(config=apply_feedback(config(seed), FeedbackConfig()))
         return [ep.get_infos(-1).get("ground_truth", "") for ep in runner.sample(
             num_episodes=6, random_actions=True)]  # fmt: skip
 
     assert first_scenes(0) == first_scenes(0)
+
+
+@pytest.mark.parametrize("task", ["vqa", "caption"])
+def test_one_sample_call_fills_the_runners_share_with_complete_episodes(
+    ray_session: None, task: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = config().environment(env_config={"task": task, "image_size": 16})
+    base = base.env_runners(num_envs_per_env_runner=4, rollout_fragment_length=16)
+    runner = CompleteEpisodesEnvRunner(config=apply_feedback(base, FeedbackConfig(enabled=True)))
+    inner: list[int] = []
+    plain_sample = SingleAgentEnvRunner.sample
+
+    def counted(self: SingleAgentEnvRunner, **kwargs: object) -> list:
+        inner.append(1)
+        return plain_sample(self, **kwargs)
+
+    monkeypatch.setattr(SingleAgentEnvRunner, "sample", counted)
+    for _ in range(3):
+        inner.clear()
+        episodes = runner.sample(random_actions=True)
+        assert all(ep.is_done for ep in episodes)  # complete episodes only
+        assert sum(len(ep) for ep in episodes) >= 16 * 4  # the runner's whole share
+    if task == "vqa":  # one-step episodes: the length is known after the first call
+        assert len(inner) == 1
