@@ -40,6 +40,7 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID, TensorType
 
+from mmrlhf.models.bootstrap_rows import DropBootstrapRows
 from mmrlhf.models.contrastive import content_ids, info_nce
 from mmrlhf.models.multimodal import IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
 
@@ -78,8 +79,14 @@ class MultimodalPPOLearner(PPOTorchLearner):
 
     @override(PPOTorchLearner)
     def build(self) -> None:
-        """Build as PPO does, then freeze a reference policy if the KL penalty is on."""
+        """Build as PPO does (plus `DropBootstrapRows` after GAE), then freeze a reference
+        policy if the KL penalty is on."""
         super().build()
+        if (
+            self._learner_connector is not None
+            and self.config.add_default_connectors_to_learner_pipeline
+        ):
+            self._learner_connector.append(DropBootstrapRows())
         extra = self.config.learner_config_dict or {}
         self._kl_coeff = float(extra.get(KL_COEFF_CONFIG, 0.0) or 0.0)
         self._reference: dict[ModuleID, RLModule] = {}

@@ -51,6 +51,10 @@ def _train_twice(algo: Any) -> list[dict[str, Any]]:
         learner = result["learners"]["default_policy"]
         assert math.isfinite(float(learner["total_loss"]))
         assert math.isfinite(float(learner["vf_loss"]))
+        # vqa episodes are one step: PPO's artificial bootstrap rows are dropped before the
+        # minibatches (DropBootstrapRows), so each epoch trains on the env steps sampled.
+        sampled = result["env_runners"]["num_env_steps_sampled"]
+        assert learner["num_module_steps_trained"] == sampled * algo.config.num_epochs
     assert results[-1]["env_runners"]["num_env_steps_sampled_lifetime"] >= 256
     return results
 
