@@ -53,8 +53,12 @@ class ModelConfig(BaseModel):
         embed_dim: Width D of every encoder's token features and pooled vector.
         num_layers: Layers of the ``transformer`` text encoder and the ``vit`` image encoder.
         num_heads: Attention heads (transformer, ViT, cross-attention); must divide embed_dim.
-        cnn_channels: Output channels of the CNN's stride-2 conv layers (the last conv maps
+        cnn_channels: Output channels of the CNN's conv layers before the last one (which maps
             to embed_dim).
+        cnn_stem_stride: Stride of the CNN's first conv. 4 (default): a 4x4 patch embedding
+            with stride 4, about 5x cheaper than 2 on 64x64 images with no loss on the
+            built-in tasks; 2: a 3x3 stride-2 conv, for images with detail finer than 4 px.
+            The later convs are 3x3 with stride 2.
         cnn_grid: The CNN feature map is pooled to ``cnn_grid x cnn_grid`` patch tokens, for
             any image size.
         vit_patch_size: Patch side of the ``vit`` encoder (images are resized up to a
@@ -84,6 +88,7 @@ class ModelConfig(BaseModel):
     num_layers: int = Field(1, ge=1, le=48)
     num_heads: int = Field(2, ge=1, le=64)
     cnn_channels: tuple[int, ...] = Field((16, 32), min_length=1)
+    cnn_stem_stride: Literal[2, 4, 8] = 4
     cnn_grid: int = Field(4, ge=1, le=32)
     vit_patch_size: int = Field(8, ge=1, le=64)
     pretrained_text_path: str | None = None

@@ -34,8 +34,16 @@ def _all_true(tokens: torch.Tensor) -> torch.Tensor:
     return torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
 
+def conv_stem(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d:
+    """First CNN layer: a 3x3 conv for stride 2, else a stride x stride patch embedding."""
+    if stride <= 2:
+        return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1)
+    return nn.Conv2d(in_ch, out_ch, stride, stride=stride)
+
+
 class CNNImageEncoder(Encoder):
-    """Small conv net: stride-2 3x3 convs, then a grid of ``cnn_grid**2`` patch tokens.
+    """Small conv net: a stem (``cnn_stem_stride``), then stride-2 3x3 convs, then a grid of
+    ``cnn_grid**2`` patch tokens.
 
     Adaptive average pooling to a fixed grid makes it work for any H, W; a learned position
     embedding lets attention fusion tell patches apart. Pooled = mean of the patch features.
@@ -45,8 +53,13 @@ class CNNImageEncoder(Encoder):
         super().__init__(cfg.embed_dim)
         layers: list[nn.Module] = []
         in_ch = 3
-        for out_ch in (*cfg.cnn_channels, cfg.embed_dim):
-            layers += [nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1), nn.ReLU()]
+        for i, out_ch in enumerate((*cfg.cnn_channels, cfg.embed_dim)):
+            conv = (
+                conv_stem(in_ch, out_ch, cfg.cnn_stem_stride)
+                if i == 0
+                else nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
+            )
+            layers += [conv, nn.ReLU()]
             in_ch = out_ch
         layers.append(nn.AdaptiveAvgPool2d(cfg.cnn_grid))
         self.backbone = nn.Sequential(*layers)

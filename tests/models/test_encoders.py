@@ -144,3 +144,13 @@ def test_frozen_backbone_gets_no_gradient(modality: str, tiny_bert_dir: Path) ->
     assert all(p.grad is None for p in encoder.backbone.parameters())
     trainable = [p for p in encoder.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for p in trainable)
+
+
+@pytest.mark.parametrize(("stride", "kernel"), [(2, 3), (4, 4), (8, 8)])
+def test_cnn_stem_stride(stride: int, kernel: int) -> None:
+    space = make_obs_space()
+    encoder = build_image_encoder(parse_observation_space(space), _cfg(cnn_stem_stride=stride))
+    stem = encoder.backbone[0]
+    assert stem.kernel_size == (kernel, kernel) and stem.stride == (stride, stride)
+    out = encoder(make_batch(space, batch_size=2)["obs"]["image"])
+    assert out.tokens.shape == (2, 16, D) and torch.isfinite(out.tokens).all()
