@@ -31,8 +31,10 @@ class TrainingConfig(_Section):
     """PPO hyperparameters and how sampling is laid out over processes.
 
     `num_env_runners=0` samples in the driver (what `--debug` forces); `num_learners=0` trains in
-    the driver. `torch_threads` caps intra-op threads per process so the driver and EnvRunners
-    do not oversubscribe small machines.
+    the driver. `torch_threads` sets torch's intra-op threads in the process that runs the
+    Learner and local sampling (the driver, or a Tune trial); None keeps torch's default (all
+    cores: synchronous PPO's EnvRunners sit idle while the Learner trains). EnvRunner actors
+    use `num_cpus_per_env_runner` threads, as Ray sets them.
     """
 
     lr: float = Field(3e-4, gt=0)
@@ -42,15 +44,24 @@ class TrainingConfig(_Section):
     entropy_coeff: float = Field(0.01, ge=0)
     vf_loss_coeff: float = Field(0.5, ge=0)
     grad_clip: float | None = Field(0.5, gt=0)
+    kl_coeff: float = Field(
+        0.2,
+        ge=0,
+        description="Initial coefficient of PPO's adaptive KL penalty between the sampling "
+        "and the updated policy (RLlib's kl_coeff); 0 = clipped PPO only. Not the RLHF "
+        "penalty toward a reference policy (feedback.kl_coeff).",
+    )
+    kl_target: float = Field(0.01, gt=0, description="KL the adaptive penalty steers toward.")
+    vf_clip_param: float = Field(10.0, gt=0, description="Clip for the value loss.")
     train_batch_size: int = Field(512, ge=1)
     minibatch_size: int = Field(128, ge=1)
     num_epochs: int = Field(4, ge=1)
     num_env_runners: int = Field(1, ge=0)
-    num_envs_per_env_runner: int = Field(8, ge=1)
+    num_envs_per_env_runner: int = Field(16, ge=1)
     rollout_fragment_length: int | Literal["auto"] = "auto"
     num_learners: int = Field(0, ge=0)
     num_cpus_per_env_runner: float = Field(1.0, ge=0)
-    torch_threads: int = Field(1, ge=1)
+    torch_threads: int | None = Field(None, ge=1)
     seed: int | None = 0
     restart_failed_env_runners: bool = True
 

@@ -1,13 +1,21 @@
-"""Sampling throughput of one EnvRunner with feedback on and off, measured in the same run.
+"""Sampling cost per env step of one EnvRunner: env, model inference, framework; feedback on/off.
 
-    python scripts/bench_sampling.py --out bench_sampling.json [--task vqa] [--rounds 5]
+    python scripts/bench_sampling.py --out benchmarks/bench_sampling.json [--task vqa]
+        [--envs 1 8 16 32] [--steps 2048] [--rounds 5]
 
 Builds the quickstart experiment's EnvRunner in this process (the real env, the default
-MultimodalModel, the real connectors) twice: once with `FeedbackCallback` rating every episode
-with the noisy rater, once with feedback off (the callback then only logs accuracy). It then
-alternates `sample()` calls between the two for `--rounds` rounds, so drift on a shared machine
-hits both equally, and reports env steps/s for each and the overhead of feedback in percent
-(goal: at most 5%).
+cnn + transformer MultimodalModel, the real connectors and callbacks). Two measurements:
+
+1. Breakdown, for each `--envs` (vectorised envs per runner), feedback on: wall time per env
+   step split into env time (vector env `step`/`reset`), model inference
+   (`forward_exploration`), and framework time = the rest (connectors, episode bookkeeping,
+   callbacks, metrics). Goal: framework at most 0.5 ms per env step.
+2. Feedback overhead at the trainer's default `num_envs_per_env_runner`: one runner rating
+   every episode with the noisy rater, one with feedback off (the callback then only logs
+   accuracy), `sample()` calls alternating for `--rounds` rounds so drift on a shared machine
+   hits both equally. Goal: at most 5%.
+
+Torch runs with one thread, as in an EnvRunner actor.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_runner(feedback: bool, task: str, envs: int) -> Any:
-    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
-
+    """The quickstart experiment's EnvRunner, built in this process."""
+    from mmrlhf.callbacks.env_runner import CompleteEpisodesEnvRunner
     from mmrlhf.config import load_config
     from mmrlhf.trainers.ppo import build_ppo_config
 
@@ -42,14 +51,83 @@ def make_runner(feedback: bool, task: str, envs: int) -> Any:
             f"training.num_envs_per_env_runner={envs}",
         ],
     )
-    config = build_ppo_config(cfg)
-    return SingleAgentEnvRunner(config=config)
+    return CompleteEpisodesEnvRunner(config=build_ppo_config(cfg))
+
+
+class Stopwatch:
+    """Wraps callables and sums the time spent inside them."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return timed
+
+
+def breakdown(task: str, envs: int, steps: int, rounds: int) -> dict[str, float]:
+    """ms per env step: total, env, inference and framework (the rest)."""
+    runner = make_runner(True, task, envs)
+    runner.sample(num_timesteps=256, random_actions=False)  # warm-up: caches, first resets
+    env_time, model_time = Stopwatch(), Stopwatch()
+    runner.env.step = env_time.wrap(runner.env.step)
+    runner.env.reset = env_time.wrap(runner.env.reset)
+    runner.module.forward_exploration = model_time.wrap(runner.module.forward_exploration)
+    total, done = 0.0, 0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        episodes = runner.sample(num_timesteps=steps, random_actions=False)
+        total += time.perf_counter() - start
+        done += sum(len(e) for e in episodes)
+    runner.stop()
+    ms = 1000.0 / done
+    return {
+        "envs": envs,
+        "env_steps": done,
+        "steps_per_s": done / total,
+        "total_ms": total * ms,
+        "env_ms": env_time.seconds * ms,
+        "inference_ms": model_time.seconds * ms,
+        "framework_ms": (total - env_time.seconds - model_time.seconds) * ms,
+    }
+
+
+def feedback_overhead(task: str, envs: int, steps: int, rounds: int) -> dict[str, Any]:
+    """env steps/s with feedback off and on, interleaved; overhead in percent."""
+    runners = {"off": make_runner(False, task, envs), "on": make_runner(True, task, envs)}
+    elapsed = {"off": 0.0, "on": 0.0}
+    done = {"off": 0, "on": 0}
+    for runner in runners.values():
+        runner.sample(num_timesteps=256, random_actions=False)
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            episodes = runner.sample(num_timesteps=steps, random_actions=False)
+            elapsed[name] += time.perf_counter() - start
+            done[name] += sum(len(e) for e in episodes)
+    for runner in runners.values():
+        runner.stop()
+    rate = {k: done[k] / elapsed[k] for k in runners}
+    return {
+        "envs": envs,
+        "steps_per_s": rate,
+        "overhead_percent": 100.0 * (rate["off"] / rate["on"] - 1.0),
+    }
 
 
 def main() -> None:
+    from mmrlhf.config import TrainingConfig
+
+    default_envs = TrainingConfig().num_envs_per_env_runner
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", default="vqa")
-    parser.add_argument("--envs", type=int, default=8, help="vectorised envs per runner")
+    parser.add_argument("--envs", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--steps", type=int, default=2048, help="env steps per sample() call")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", default=None)
@@ -58,29 +136,28 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    runners = {"off": make_runner(False, args.task, args.envs),
-               "on": make_runner(True, args.task, args.envs)}  # fmt: skip
-    elapsed = {"off": 0.0, "on": 0.0}
-    steps = {"off": 0, "on": 0}
-    for runner in runners.values():  # warm-up: first calls build caches
-        runner.sample(num_timesteps=256, random_actions=False)
-    for _ in range(args.rounds):
-        for name, runner in runners.items():
-            start = time.perf_counter()
-            episodes = runner.sample(num_timesteps=args.steps, random_actions=False)
-            elapsed[name] += time.perf_counter() - start
-            steps[name] += sum(len(e) for e in episodes)
-    rate = {k: steps[k] / elapsed[k] for k in runners}
-    overhead = 100.0 * (rate["off"] / rate["on"] - 1.0)
-    print(f"feedback off: {rate['off']:8,.0f} env steps/s")
-    print(f"feedback on:  {rate['on']:8,.0f} env steps/s   overhead {overhead:+.1f}%")
+    rows = [breakdown(args.task, n, args.steps, args.rounds) for n in args.envs]
+    print(f"{args.task}: ms per env step (one EnvRunner, feedback on, 1 torch thread)")
+    print(f"{'envs':>5} {'steps/s':>8} {'total':>7} {'env':>7} {'model':>7} {'framework':>9}")
+    for r in rows:
+        print(
+            f"{r['envs']:>5} {r['steps_per_s']:>8,.0f} {r['total_ms']:>7.3f} {r['env_ms']:>7.3f} "
+            f"{r['inference_ms']:>7.3f} {r['framework_ms']:>9.3f}"
+        )
+    fb = feedback_overhead(args.task, default_envs, args.steps, args.rounds)
+    print(
+        f"feedback at {default_envs} envs: off {fb['steps_per_s']['off']:,.0f} env steps/s, "
+        f"on {fb['steps_per_s']['on']:,.0f}, overhead {fb['overhead_percent']:+.1f}%"
+    )
     if args.out:
-        Path(args.out).write_text(json.dumps({
-            "task": args.task, "envs_per_runner": args.envs, "rounds": args.rounds,
-            "steps_per_s": rate, "overhead_percent": overhead,
-        }, indent=2))  # fmt: skip
-    for runner in runners.values():
-        runner.stop()
+        out = {
+            "task": args.task,
+            "steps_per_call": args.steps,
+            "rounds": args.rounds,
+            "breakdown": rows,
+            "feedback": fb,
+        }
+        Path(args.out).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,15 @@ def debug_config(cfg: ExperimentConfig) -> ExperimentConfig:
     )
 
 
+def apply_torch_threads(cfg: ExperimentConfig) -> None:
+    """Set this process's torch intra-op threads from `training.torch_threads` (if set)."""
+    threads = cfg.training.torch_threads
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def stop_reason(cfg: ExperimentConfig, row: Row, elapsed_s: float) -> str:
     """The first stop condition `row` (after `elapsed_s` seconds) meets, or "" to go on."""
     s = cfg.stop
@@ -126,6 +135,7 @@ def train(
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     say = progress or logger.info
 
+    apply_torch_threads(cfg)
     algo = build_ppo_config(cfg).build_algo()
     result = TrainResult(run_dir=run_dir, checkpoint=None)
     checkpoints: list[Path] = []

@@ -30,7 +30,7 @@ from ray.tune import Checkpoint
 from mmrlhf.config import ExperimentConfig, SearchDomain, validate_config
 from mmrlhf.trainers.metrics import RESULT_KEYS, summarize
 from mmrlhf.trainers.ppo import build_ppo_config
-from mmrlhf.trainers.train import stop_reason
+from mmrlhf.trainers.train import apply_torch_threads, stop_reason
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> ExperimentC
 def _trainable(params: dict[str, Any]) -> None:
     """One Tune trial: PPO under the sampled config, reporting every iteration."""
     cfg = trial_config(params["base"], params["overrides"])
+    apply_torch_threads(cfg)
     algo = build_ppo_config(cfg).build_algo()
     try:
         start = ray_tune.get_checkpoint()

@@ -65,3 +65,16 @@ def test_tune_logger_integrations_name_the_missing_extra() -> None:
     if importlib.util.find_spec("wandb") is None:
         with pytest.raises(ValueError, match=r"pip install 'mmrlhf\[wandb\]'"):
             logger_callbacks(load_config(None, ["tune.wandb_project=demo"]))
+
+
+def test_ppo_config_carries_training_and_sampling_settings() -> None:
+    from mmrlhf.callbacks.env_runner import CompleteEpisodesEnvRunner
+    from mmrlhf.trainers.ppo import build_ppo_config
+
+    cfg = load_config(None, ["training.kl_coeff=0", "training.vf_clip_param=2.5"])
+    ppo = build_ppo_config(cfg)
+    assert not ppo.use_kl_loss and ppo.kl_coeff == 0 and ppo.vf_clip_param == 2.5
+    assert ppo.num_envs_per_env_runner == 16  # the default: framework cost per step ~halves
+    assert build_ppo_config(load_config(None, [])).use_kl_loss  # RLlib's default stays on
+    with_feedback = build_ppo_config(load_config(None, ["feedback.enabled=true"]))
+    assert with_feedback.env_runner_cls is CompleteEpisodesEnvRunner
