@@ -1,7 +1,7 @@
 """Sampling cost per env step of one EnvRunner: env, model inference, framework; feedback on/off.
 
     python scripts/bench_sampling.py --out benchmarks/bench_sampling.json [--task vqa]
-        [--envs 1 8 16 32] [--steps 2048] [--rounds 5]
+        [--envs 1 8 16 32] [--steps 2048] [--rounds 10]
 
 Builds the quickstart experiment's EnvRunner in this process (the real env, the default
 cnn + transformer MultimodalModel, the real connectors and callbacks). Two measurements:
@@ -12,8 +12,7 @@ cnn + transformer MultimodalModel, the real connectors and callbacks). Two measu
    callbacks, metrics). Goal: framework at most 0.5 ms per env step.
 2. Feedback overhead at the trainer's default `num_envs_per_env_runner`: one runner rating
    every episode with the noisy rater, one with feedback off (the callback then only logs
-   accuracy), `sample()` calls alternating for `--rounds` rounds so drift on a shared machine
-   hits both equally. Goal: at most 5%.
+   accuracy), in `--rounds` paired rounds of one `sample()` call each. Goal: at most 5%.
 
 Torch runs with one thread, as in an EnvRunner actor.
 """
@@ -23,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -99,25 +99,30 @@ def breakdown(task: str, envs: int, steps: int, rounds: int) -> dict[str, float]
 
 
 def feedback_overhead(task: str, envs: int, steps: int, rounds: int) -> dict[str, Any]:
-    """env steps/s with feedback off and on, interleaved; overhead in percent."""
+    """env steps/s with feedback off and on, in paired rounds; overhead in percent.
+
+    Each round times one `sample()` call per runner, in alternating order; the overhead is
+    the median over rounds of the paired ratio, which drift on a shared machine (and the
+    garbage collector's timing) moves far less than totals.
+    """
     runners = {"off": make_runner(False, task, envs), "on": make_runner(True, task, envs)}
-    elapsed = {"off": 0.0, "on": 0.0}
-    done = {"off": 0, "on": 0}
     for runner in runners.values():
         runner.sample(num_timesteps=256, random_actions=False)
-    for _ in range(rounds):
-        for name, runner in runners.items():
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    for i in range(rounds):
+        order = ("off", "on") if i % 2 == 0 else ("on", "off")
+        for name in order:
             start = time.perf_counter()
-            episodes = runner.sample(num_timesteps=steps, random_actions=False)
-            elapsed[name] += time.perf_counter() - start
-            done[name] += sum(len(e) for e in episodes)
+            episodes = runners[name].sample(num_timesteps=steps, random_actions=False)
+            rates[name].append(sum(len(e) for e in episodes) / (time.perf_counter() - start))
     for runner in runners.values():
         runner.stop()
-    rate = {k: done[k] / elapsed[k] for k in runners}
+    ratios = sorted(off / on for off, on in zip(rates["off"], rates["on"], strict=True))
     return {
         "envs": envs,
-        "steps_per_s": rate,
-        "overhead_percent": 100.0 * (rate["off"] / rate["on"] - 1.0),
+        "steps_per_s": {k: statistics.median(v) for k, v in rates.items()},
+        "overhead_percent": 100.0 * (statistics.median(ratios) - 1.0),
+        "overhead_percent_per_round": [100.0 * (r - 1.0) for r in ratios],
     }
 
 
@@ -129,7 +134,7 @@ def main() -> None:
     parser.add_argument("--task", default="vqa")
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--steps", type=int, default=2048, help="env steps per sample() call")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -147,7 +152,8 @@ def main() -> None:
     fb = feedback_overhead(args.task, default_envs, args.steps, args.rounds)
     print(
         f"feedback at {default_envs} envs: off {fb['steps_per_s']['off']:,.0f} env steps/s, "
-        f"on {fb['steps_per_s']['on']:,.0f}, overhead {fb['overhead_percent']:+.1f}%"
+        f"on {fb['steps_per_s']['on']:,.0f} (medians), overhead {fb['overhead_percent']:+.1f}% "
+        f"(median of {args.rounds} paired rounds)"
     )
     if args.out:
         out = {

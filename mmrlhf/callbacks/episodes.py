@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,9 +11,45 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from mmrlhf.feedback.records import EpisodeRecord
 
 
+def _items(buffer: Any, get_all: Callable[[], Any]) -> list[Any]:
+    """All items of an episode buffer after its lookback, oldest first.
+
+    While an episode is being sampled its buffers hold plain lists; slicing them directly is
+    several times cheaper than `SingleAgentEpisode.get_*()`, which the feedback callback
+    would otherwise pay for every episode. Finalized (numpy) buffers go through RLlib.
+    """
+    data = getattr(buffer, "data", None)
+    if isinstance(data, list) and not getattr(buffer, "finalized", True):
+        return data[int(getattr(buffer, "lookback", 0)) :]
+    return list(get_all())
+
+
+def episode_infos(episode: SingleAgentEpisode) -> list[dict[str, Any]]:
+    """Every info dict of this chunk: the reset info (or the previous chunk's last), then one
+    per step."""
+    return _items(episode.infos, episode.get_infos)
+
+
+def episode_actions(episode: SingleAgentEpisode) -> list[Any]:
+    """The actions of this chunk, one per step."""
+    return _items(episode.actions, episode.get_actions)
+
+
+def episode_rewards(episode: SingleAgentEpisode) -> list[float]:
+    """The rewards of this chunk, one per step."""
+    return _items(episode.rewards, episode.get_rewards)
+
+
+def final_info(episode: SingleAgentEpisode) -> dict[str, Any]:
+    """The info after the chunk's last step (empty if there is none)."""
+    infos = episode_infos(episode)
+    return (infos[-1] or {}) if infos else {}
+
+
 def first_image(episode: SingleAgentEpisode) -> np.ndarray | None:
     """The episode's first observation's `image` (uint8 HxWx3), or None if it has none."""
-    obs = episode.get_observations(0)
+    observations = _items(episode.observations, episode.get_observations)
+    obs = observations[0] if observations else None
     if isinstance(obs, dict) and "image" in obs:
         return np.asarray(obs["image"], dtype=np.uint8)
     return None
@@ -23,7 +59,7 @@ def step_infos(episode: SingleAgentEpisode) -> list[dict[str, Any]]:
     """Info dicts after each step of this chunk (drops the chunk's initial info)."""
     # A chunk holds len(actions) + 1 infos: the first is the reset info (or, for a continued
     # chunk, the last info of the previous chunk), then one per step.
-    return list(episode.get_infos())[1:]
+    return episode_infos(episode)[1:]
 
 
 def record_from_episode(
@@ -41,7 +77,7 @@ def record_from_episode(
     """
     chunks = [*prev_chunks, episode]
     infos = [info for chunk in chunks for info in step_infos(chunk)]
-    actions = [a for chunk in chunks for a in chunk.get_actions()]
+    actions = [a for chunk in chunks for a in episode_actions(chunk)]
     return EpisodeRecord.from_infos(
         episode_id=episode.id_,
         step_infos=infos,

@@ -76,14 +76,22 @@ def end(cb: RLlibCallback, ep: SingleAgentEpisode, env_runner: Any = None) -> Me
     return metrics
 
 
+def iteration_means(cb: FeedbackCallback, metrics: MetricsLogger) -> dict[str, Any]:
+    """What the algorithm's result shows under env_runners after `on_train_result`."""
+    result = {"env_runners": dict(metrics.peek())}
+    cb.on_train_result(algorithm=None, result=result)
+    return result["env_runners"]
+
+
 def test_oracle_feedback_lands_on_last_step() -> None:
     cfg = FeedbackConfig(enabled=True, env_weight=0.5, feedback_weight=2.0)
     ep = episode(score=0.75, env_rewards=(0.2, 0.0, 1.0))
-    metrics = end(FeedbackCallback(cfg), ep)
+    cb = FeedbackCallback(cfg)
+    metrics = end(cb, ep)
     assert ep.get_rewards() == pytest.approx([0.1, 0.0, 0.5 + 2.0 * 0.75])
-    assert metrics.peek("feedback/reward_mean") == 0.75
     assert metrics.peek("feedback/labels") == 1 and metrics.peek("feedback/skipped") == 0
-    assert metrics.peek("feedback/agreement") == 1.0
+    means = iteration_means(cb, metrics)
+    assert means["feedback/reward_mean"] == 0.75 and means["feedback/agreement"] == 1.0
     assert metrics.peek("accuracy") == 0.0 and metrics.peek("score") == 0.75
 
 
@@ -97,10 +105,11 @@ def test_feedback_only_reward_with_env_weight_zero() -> None:
 def test_skipped_episode_gets_no_feedback_reward() -> None:
     cfg = FeedbackConfig(enabled=True, rater="skip", skip_prob=1.0, env_weight=2.0)
     ep = episode(env_rewards=(0.0, 0.5, 1.0))
-    metrics = end(FeedbackCallback(cfg), ep)
+    cb = FeedbackCallback(cfg)
+    metrics = end(cb, ep)
     assert ep.get_rewards() == [0.0, 1.0, 2.0]
     assert metrics.peek("feedback/skipped") == 1 and metrics.peek("feedback/labels") == 0
-    assert "feedback/reward_mean" not in metrics.peek()
+    assert "feedback/reward_mean" not in iteration_means(cb, metrics)
 
 
 def test_disabled_logs_metrics_and_leaves_rewards() -> None:
@@ -133,7 +142,7 @@ def test_budget_and_counts_across_one_sample_call() -> None:
     cb.on_sample_end(env_runner=env_runner, metrics_logger=metrics, samples=[])
     assert metrics.peek("feedback/labels") == 2 and metrics.peek("feedback/not_rated") == 2
     assert metrics.peek("feedback/labels_lifetime") == 2
-    assert metrics.peek("feedback/reward_mean") == 1.0
+    assert iteration_means(cb, metrics)["feedback/reward_mean"] == 1.0
 
 
 def test_rater_is_seeded_by_runner_index() -> None:
