@@ -12,7 +12,8 @@ cnn + transformer MultimodalModel, the real connectors and callbacks). Two measu
    callbacks, metrics). Goal: framework at most 0.5 ms per env step.
 2. Feedback overhead at the trainer's default `num_envs_per_env_runner`: one runner rating
    every episode with the noisy rater, one with feedback off (the callback then only logs
-   accuracy), in `--rounds` paired rounds of one `sample()` call each. Goal: at most 5%.
+   accuracy), in `--rounds` paired rounds of one `sample()` call each, and the callback's own
+   time per episode in both (its difference is the cost of rating). Goal: at most 5%.
 
 Torch runs with one thread, as in an EnvRunner actor.
 """
@@ -105,9 +106,15 @@ def feedback_overhead(task: str, envs: int, steps: int, rounds: int) -> dict[str
     the median over rounds of the paired ratio, which drift on a shared machine (and the
     garbage collector's timing) moves far less than totals.
     """
+    from mmrlhf.callbacks.feedback import FeedbackCallback
+
     runners = {"off": make_runner(False, task, envs), "on": make_runner(True, task, envs)}
-    for runner in runners.values():
+    callback_time = {name: Stopwatch() for name in runners}
+    episodes_ended = {name: 0 for name in runners}
+    for name, runner in runners.items():
         runner.sample(num_timesteps=256, random_actions=False)
+        [callback] = [c for c in runner._callbacks if isinstance(c, FeedbackCallback)]
+        callback.on_episode_end = callback_time[name].wrap(callback.on_episode_end)
     rates: dict[str, list[float]] = {"off": [], "on": []}
     for i in range(rounds):
         order = ("off", "on") if i % 2 == 0 else ("on", "off")
@@ -115,11 +122,18 @@ def feedback_overhead(task: str, envs: int, steps: int, rounds: int) -> dict[str
             start = time.perf_counter()
             episodes = runners[name].sample(num_timesteps=steps, random_actions=False)
             rates[name].append(sum(len(e) for e in episodes) / (time.perf_counter() - start))
+            episodes_ended[name] += len(episodes)
     for runner in runners.values():
         runner.stop()
     ratios = sorted(off / on for off, on in zip(rates["off"], rates["on"], strict=True))
+    callback_ms = {k: 1000.0 * callback_time[k].seconds / episodes_ended[k] for k in runners}
+    step_ms = 1000.0 / statistics.median(rates["on"])
     return {
         "envs": envs,
+        "callback_ms_per_episode": callback_ms,
+        # What rating adds to each episode's callback, as a share of an env step (one-step
+        # episodes: one episode per step). Robust to the machine's noise, unlike throughput.
+        "callback_overhead_percent": 100.0 * (callback_ms["on"] - callback_ms["off"]) / step_ms,
         "steps_per_s": {k: statistics.median(v) for k, v in rates.items()},
         "overhead_percent": 100.0 * (statistics.median(ratios) - 1.0),
         "overhead_percent_per_round": [100.0 * (r - 1.0) for r in ratios],
@@ -154,6 +168,11 @@ def main() -> None:
         f"feedback at {default_envs} envs: off {fb['steps_per_s']['off']:,.0f} env steps/s, "
         f"on {fb['steps_per_s']['on']:,.0f} (medians), overhead {fb['overhead_percent']:+.1f}% "
         f"(median of {args.rounds} paired rounds)"
+    )
+    cb = fb["callback_ms_per_episode"]
+    print(
+        f"feedback callback: {cb['on']:.4f} ms per episode on, {cb['off']:.4f} off: "
+        f"{fb['callback_overhead_percent']:.1f}% of an env step"
     )
     if args.out:
         out = {
