@@ -42,6 +42,22 @@ IMAGE_EMBEDDINGS = "mm_image_embeddings"
 TEXT_EMBEDDINGS = "mm_text_embeddings"
 
 
+def rows_needing_values(batch: dict[str, Any]) -> torch.Tensor | None:
+    """Bool (B,): rows whose value GAE uses, or None when the batch cannot tell.
+
+    Real rows (``LOSS_MASK``) always; an artificial bootstrap row only if the step before it
+    did not terminate (a truncated episode or a chunk boundary bootstraps from it).
+    """
+    mask, terminated = batch.get(Columns.LOSS_MASK), batch.get(Columns.TERMINATEDS)
+    if not isinstance(mask, torch.Tensor) or not isinstance(terminated, torch.Tensor):
+        return None
+    if mask.dim() != 1 or terminated.shape != mask.shape:
+        return None
+    ended_before = torch.zeros_like(mask, dtype=torch.bool)
+    ended_before[1:] = terminated[:-1].bool()
+    return mask.bool() | ~ended_before
+
+
 class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     """Image + text actor-critic RLModule (RLlib new API stack, torch).
 
@@ -212,10 +228,25 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     def compute_values(
         self, batch: dict[str, Any], embeddings: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Values (B,); ``embeddings`` = ``forward_train``'s ``Columns.EMBEDDINGS`` if given."""
-        if embeddings is None:
+        """Values (B,); ``embeddings`` = ``forward_train``'s ``Columns.EMBEDDINGS`` if given.
+
+        In a Learner's GAE pass (the batch holds ``LOSS_MASK`` and ``TERMINATEDS``), rows
+        whose value is never used get 0 without a forward pass: PPO's artificial bootstrap
+        row after a terminated episode, whose V(s') GAE multiplies by (1 - terminated).
+        """
+        if embeddings is not None:
+            return self.output.values(embeddings)
+        needed = rows_needing_values(batch)
+        if needed is None or bool(needed.all()):
             embeddings, _, _ = self.encode(batch, value=True)
-        return self.output.values(embeddings)
+            return self.output.values(embeddings)
+        obs = batch[Columns.OBS]
+        values = torch.zeros(needed.shape[0], device=obs["image"].device)
+        if bool(needed.any()):
+            live = {Columns.OBS: {k: v[needed] for k, v in obs.items()}}
+            embeddings, _, _ = self.encode(live, value=True)
+            values[needed] = self.output.values(embeddings).to(values.dtype)
+        return values
 
     @override(InferenceOnlyAPI)
     def get_non_inference_attributes(self) -> list[str]:

@@ -69,3 +69,18 @@ def test_connector_marks_finished_episodes_in_batch_order() -> None:
     batch = MarkFinishedEpisodes()(rl_module=None, batch={}, episodes=episodes)
     marks = [v for values in batch[FINISHED].values() for v in values]
     assert marks == [False, True, False]
+
+
+def test_gae_value_pass_skips_bootstrap_rows_after_termination() -> None:
+    model = build()
+    batch = make_batch(make_obs_space(), batch_size=6)
+    full = model.compute_values(batch)
+    # Episodes: [0, 1 | 2 extra] terminated, [3 | 4 extra] truncated, [5] a real row.
+    gae_batch = {
+        **batch,
+        Columns.LOSS_MASK: torch.tensor([True, True, False, True, False, True]),
+        Columns.TERMINATEDS: torch.tensor([False, True, False, False, False, False]),
+    }
+    values = model.compute_values(gae_batch)
+    torch.testing.assert_close(values[[0, 1, 3, 4, 5]], full[[0, 1, 3, 4, 5]])
+    assert values[2] == 0  # never used: GAE multiplies it by (1 - terminated)
