@@ -149,6 +149,20 @@ class ExperimentConfig(_Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _human_labels_in_run_dir(cls, data: Any) -> Any:
+        # feedback.source=human without a store: people label into this run's directory,
+        # where `mmrlhf label <run dir>` and the page `train` serves look for it.
+        feedback = data.get("feedback") if isinstance(data, dict) else None
+        wants_store = isinstance(feedback, dict) and feedback.get("source") == "human"
+        if wants_store and not feedback.get("human_store"):
+            name = data.get("name", cls.model_fields["name"].default)
+            output_dir = data.get("output_dir", cls.model_fields["output_dir"].default)
+            store = str(Path(output_dir) / name / "labels.sqlite")
+            data = {**data, "feedback": {**feedback, "human_store": store}}
+        return data
+
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name

@@ -12,7 +12,7 @@ of preference labels).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -98,10 +98,12 @@ class FeedbackConfig(BaseModel):
     aggregate: Literal["mean", "majority"] = Field("mean", description="Panel aggregation.")
 
     # Where the reward comes from.
-    source: Literal["rater", "reward_model"] = Field(
+    source: Literal["rater", "reward_model", "human"] = Field(
         "rater",
         description="rater: a label per rated episode; reward_model: a learned reward model "
-        "scores every episode (RLHF).",
+        "scores every episode (RLHF); human: people label in the web app and their labels "
+        "train that reward model (stored as reward_model plus human_store; an experiment "
+        "config fills in <output_dir>/<name>/labels.sqlite).",
     )
 
     # RLHF: reward-model architecture (encoders and fusion as in mmrlhf.models).
@@ -239,6 +241,19 @@ class FeedbackConfig(BaseModel):
                 f"dwell_min_s ({self.dwell_min_s}) must be < dwell_max_s ({self.dwell_max_s})"
             )
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _human_source(cls, data: Any) -> Any:
+        # "human" is RLHF fed by people: the reward-model source reading a label store.
+        if isinstance(data, dict) and data.get("source") == "human":
+            if not data.get("human_store"):
+                raise ValueError(
+                    "source='human' needs human_store, the labels.sqlite people label into "
+                    "(an experiment config sets <output_dir>/<name>/labels.sqlite)"
+                )
+            data = {**data, "source": "reward_model"}
+        return data
 
     @model_validator(mode="after")
     def _human_store_needs_reward_model(self) -> FeedbackConfig:

@@ -44,3 +44,20 @@ def test_train_starts_the_page_and_queues_episodes_for_people(
     assert any(line.startswith("labelling page: http://127.0.0.1:") for line in lines)
     with LabelStore(store) as labels:
         assert labels.progress()["queries"] > 0  # episodes were queued for people
+
+
+def test_source_human_labels_into_the_run_directory(tmp_path: Path) -> None:
+    from mmrlhf.config import load_config
+    from mmrlhf.feedback.config import FeedbackConfig
+
+    cfg = load_config(
+        None,
+        ["feedback.enabled=true", "feedback.source=human", f"output_dir={tmp_path}", "name=exp"],
+    )
+    assert cfg.feedback.source == "reward_model"  # RLHF fed by people
+    assert cfg.feedback.human_store == str(tmp_path / "exp" / "labels.sqlite")
+    assert cfg.feedback.human_app_port == 8765  # `train` serves the page
+    mine = load_config(None, ["feedback.source=human", f"feedback.human_store={tmp_path}/l.db"])
+    assert mine.feedback.human_store == f"{tmp_path}/l.db"
+    with pytest.raises(ValueError, match="source='human' needs human_store"):
+        FeedbackConfig(enabled=True, source="human")
