@@ -204,10 +204,12 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         live = ~torch.as_tensor(finished, dtype=torch.bool)
         if bool(live.all()):
             return self._forward(batch)
-        logits = torch.zeros(live.shape[0], int(self.action_space.n))
+        obs = batch[Columns.OBS]
+        live = live.to(obs["image"].device)
+        logits = torch.zeros(live.shape[0], int(self.action_space.n), device=live.device)
         if bool(live.any()):
-            obs = {k: v[live] for k, v in batch[Columns.OBS].items()}
-            logits[live] = self._forward({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+            rows = {k: v[live] for k, v in obs.items()}
+            logits[live] = self._forward({Columns.OBS: rows})[Columns.ACTION_DIST_INPUTS]
         return {Columns.ACTION_DIST_INPUTS: logits}
 
     @override(TorchRLModule)
