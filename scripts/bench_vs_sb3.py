@@ -76,7 +76,6 @@ from mmrlhf.feedback.records import EpisodeRecord
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "bench_vs_sb3.yaml"
 BASE_THRESHOLDS = (0.5, 0.8, 0.9)
-THRESHOLDS: list[float] = list(BASE_THRESHOLDS)  # --thresholds replaces these
 FRAMEWORKS = ("sb3", "rllib")
 
 ObsBatch = dict[str, np.ndarray]
@@ -499,7 +498,7 @@ def run_sb3(cfg: ExperimentConfig, args: argparse.Namespace, seed: int) -> dict[
     proto.finish()
     venv.close()
     return {
-        **proto.summary(thresholds(args.target)),
+        **proto.summary(thresholds(args)),
         "sample_s": round(boundary.sample_s, 3),
         "build_s": round(build_s, 3),
         "torch_threads": {"main": torch.get_num_threads()},
@@ -556,7 +555,7 @@ def run_rllib(cfg: ExperimentConfig, args: argparse.Namespace) -> dict[str, Any]
                 break
         proto.finish()
         return {
-            **proto.summary(thresholds(args.target)),
+            **proto.summary(thresholds(args)),
             "build_s": round(build_s, 3),
             "torch_threads": threads,
             "last_train_accuracy": row.get("accuracy"),
@@ -577,8 +576,9 @@ def run_rllib(cfg: ExperimentConfig, args: argparse.Namespace) -> dict[str, Any]
 # Driver.
 
 
-def thresholds(target: float) -> list[float]:
-    return sorted({*THRESHOLDS, target})
+def thresholds(args: argparse.Namespace) -> list[float]:
+    """The test accuracies timed: `--thresholds` plus `--target`, ascending."""
+    return sorted({*args.thresholds, args.target})
 
 
 def make_protocol(
@@ -597,12 +597,12 @@ def make_protocol(
     )
 
 
-def ratios(results: Mapping[str, Mapping[str, Any]], target: float) -> dict[str, Any]:
+def ratios(results: Mapping[str, Mapping[str, Any]], ths: Sequence[float]) -> dict[str, Any]:
     """RLlib / SB3 for each threshold both reached (seconds and env steps), and steps/s."""
     if not all(f in results for f in FRAMEWORKS):
         return {}
     out: dict[str, Any] = {"seconds": {}, "env_steps": {}}
-    for th in thresholds(target):
+    for th in ths:
         key = _th_key(th)
         r, s = results["rllib"]["thresholds"][key], results["sb3"]["thresholds"][key]
         both = r is not None and s is not None
@@ -622,7 +622,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def print_table(
-    results: Mapping[str, Mapping[str, Any]], rat: Mapping[str, Any], target: float
+    results: Mapping[str, Mapping[str, Any]], rat: Mapping[str, Any], ths: Sequence[float]
 ) -> None:
     names = [f for f in FRAMEWORKS if f in results]
     print()
@@ -630,7 +630,7 @@ def print_table(
     if rat:
         header += f"{'rllib/sb3 s':>13}"
     print(header)
-    for th in thresholds(target):
+    for th in ths:
         key = _th_key(th)
         line = f"{key:<10}"
         for n in names:
@@ -713,8 +713,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--thresholds",
         type=float,
         nargs="+",
-        default=None,
-        help=f"test accuracies to time besides --target (default {list(BASE_THRESHOLDS)})",
+        default=list(BASE_THRESHOLDS),
+        help="test accuracies to time besides --target",
     )
     p.add_argument("--out", help="write the results here as JSON")
     return p.parse_args(argv)
@@ -722,8 +722,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.thresholds:
-        THRESHOLDS[:] = args.thresholds
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)
     seed = args.seed if args.seed is not None else (cfg.training.seed or 0)
@@ -760,8 +758,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         print(f"\n=== {name} ===", flush=True)
         results[name] = run_sb3(cfg, args, seed) if name == "sb3" else run_rllib(cfg, args)
-    rat = ratios(results, args.target)
-    print_table(results, rat, args.target)
+    rat = ratios(results, thresholds(args))
+    print_table(results, rat, thresholds(args))
 
     if args.out:
         report = {
@@ -772,7 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "matched": matched,
             "protocol": {
                 "target": args.target,
-                "thresholds": thresholds(args.target),
+                "thresholds": thresholds(args),
                 "max_minutes": args.max_minutes,
                 "eval_every_s": args.eval_every_s,
                 "eval_episodes": args.eval_episodes,

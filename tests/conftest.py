@@ -44,6 +44,17 @@ TINY = [
 ]
 
 
+# Overrides (on top of TINY) for RLHF fed by people: feedback only, the label store in the
+# run directory, the labelling page on a free port, every hub episode queued for people.
+HUMAN_RLHF = {
+    "env.reward_mode": "none",
+    "feedback.enabled": True,
+    "feedback.source": "human",
+    "feedback.human_app_port": 0,
+    "feedback.human_enqueue_fraction": 1.0,
+}
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path: Path) -> ExperimentConfig:
     from mmrlhf.config import load_config

@@ -16,6 +16,7 @@ trunk; it exists only where values are computed (Learners), not on EnvRunners
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -40,6 +41,28 @@ logger = logging.getLogger(__name__)
 # Extra keys of the forward_train output: pooled embeddings for the contrastive loss.
 IMAGE_EMBEDDINGS = "mm_image_embeddings"
 TEXT_EMBEDDINGS = "mm_text_embeddings"
+
+
+def on_rows(
+    batch: dict[str, Any],
+    rows: torch.Tensor | None,
+    fn: Callable[[dict[str, Any]], torch.Tensor],
+    trailing: tuple[int, ...] = (),
+) -> torch.Tensor:
+    """`fn(batch)`, computed only on the observations of `rows` (bool (B,)); 0 elsewhere.
+
+    `rows=None` or all True runs `fn` on the whole batch; `trailing` is the shape of one
+    row's output (needed when no row is computed).
+    """
+    if rows is None or bool(rows.all()):
+        return fn(batch)
+    obs = batch[Columns.OBS]
+    rows = rows.to(obs["image"].device)
+    out = torch.zeros((rows.shape[0], *trailing), device=rows.device)
+    if bool(rows.any()):
+        subset = {Columns.OBS: {k: v[rows] for k, v in obs.items()}}
+        out[rows] = fn(subset).to(out.dtype)
+    return out
 
 
 def rows_needing_values(batch: dict[str, Any]) -> torch.Tensor | None:
@@ -199,17 +222,13 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         them: their action is thrown away, so computing it is wasted work.
         """
         finished = batch.get(FINISHED)
-        if finished is None:
-            return self._forward(batch)
-        live = ~torch.as_tensor(finished, dtype=torch.bool)
-        if bool(live.all()):
-            return self._forward(batch)
-        obs = batch[Columns.OBS]
-        live = live.to(obs["image"].device)
-        logits = torch.zeros(live.shape[0], int(self.action_space.n), device=live.device)
-        if bool(live.any()):
-            rows = {k: v[live] for k, v in obs.items()}
-            logits[live] = self._forward({Columns.OBS: rows})[Columns.ACTION_DIST_INPUTS]
+        live = None if finished is None else ~torch.as_tensor(finished, dtype=torch.bool)
+        logits = on_rows(
+            batch,
+            live,
+            lambda rows: self._forward(rows)[Columns.ACTION_DIST_INPUTS],
+            (int(self.action_space.n),),
+        )
         return {Columns.ACTION_DIST_INPUTS: logits}
 
     @override(TorchRLModule)
@@ -238,17 +257,11 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         """
         if embeddings is not None:
             return self.output.values(embeddings)
-        needed = rows_needing_values(batch)
-        if needed is None or bool(needed.all()):
-            embeddings, _, _ = self.encode(batch, value=True)
-            return self.output.values(embeddings)
-        obs = batch[Columns.OBS]
-        values = torch.zeros(needed.shape[0], device=obs["image"].device)
-        if bool(needed.any()):
-            live = {Columns.OBS: {k: v[needed] for k, v in obs.items()}}
-            embeddings, _, _ = self.encode(live, value=True)
-            values[needed] = self.output.values(embeddings).to(values.dtype)
-        return values
+        return on_rows(
+            batch,
+            rows_needing_values(batch),
+            lambda rows: self.output.values(self.encode(rows, value=True)[0]),
+        )
 
     @override(InferenceOnlyAPI)
     def get_non_inference_attributes(self) -> list[str]:

@@ -11,6 +11,7 @@ from mmrlhf.config import ExperimentConfig
 from mmrlhf.feedback.labelstore import LabelStore
 from mmrlhf.trainers.label_server import BackgroundLabelServer
 from mmrlhf.trainers.train import train
+from tests.conftest import HUMAN_RLHF
 
 
 def test_background_server_serves_then_stops(tmp_path: Path) -> None:
@@ -27,18 +28,8 @@ def test_background_server_serves_then_stops(tmp_path: Path) -> None:
 def test_train_starts_the_page_and_queues_episodes_for_people(
     ray_session: None, tiny_cfg: ExperimentConfig, tmp_path: Path
 ) -> None:
-    store = tmp_path / "labels.sqlite"
-    cfg = tiny_cfg.with_overrides(
-        {
-            "env.reward_mode": "none",
-            "feedback.enabled": True,
-            "feedback.source": "reward_model",
-            "feedback.human_store": str(store),
-            "feedback.human_app_port": 0,
-            "feedback.human_enqueue_fraction": 1.0,
-            "stop.iterations": 2,
-        }
-    )
+    cfg = tiny_cfg.with_overrides({**HUMAN_RLHF, "stop.iterations": 2})
+    store = Path(cfg.feedback.human_store or "")
     lines: list[str] = []
     train(cfg, debug=True, progress=lines.append)
     assert any(line.startswith("labelling page: http://127.0.0.1:") for line in lines)

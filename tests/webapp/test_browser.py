@@ -22,6 +22,7 @@ from mmrlhf.feedback.preferences import BinaryLabel, RatingLabel
 from mmrlhf.feedback.webapp import create_app
 from mmrlhf.trainers.label_server import add_demo_items
 from mmrlhf.trainers.train import train
+from tests.conftest import HUMAN_RLHF
 from tests.webapp.conftest import ThreadServer
 
 CHROMIUM = os.environ.get("MMRLHF_CHROMIUM", "/usr/bin/chromium")
@@ -233,15 +234,9 @@ def test_browser_labels_reach_the_reward_model_of_a_running_ppo_run(
     in the store, then in the reward model's training set, which publishes a new version."""
     import ray
 
-    store_path = tmp_path / "labels.sqlite"
     cfg = tiny_cfg.with_overrides(
         {
-            "env.reward_mode": "none",
-            "feedback.enabled": True,
-            "feedback.source": "reward_model",
-            "feedback.human_store": str(store_path),
-            "feedback.human_app_port": 0,
-            "feedback.human_enqueue_fraction": 1.0,
+            **HUMAN_RLHF,
             "feedback.human_enqueue_per_iter": 4,
             "feedback.rm_send_fraction": 1.0,
             "feedback.rm_send_block": 8,
@@ -254,6 +249,7 @@ def test_browser_labels_reach_the_reward_model_of_a_running_ppo_run(
             "stop.iterations": 4,
         }
     )
+    store_path = Path(cfg.feedback.human_store or "")
     hub_name = cfg.feedback.rm_hub_actor_name(None)
     seen: dict[str, Any] = {}
 
