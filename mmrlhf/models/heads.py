@@ -9,13 +9,18 @@ from torch import nn
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, out_gain: float) -> nn.Sequential:
-    """Tanh MLP with orthogonal init; the last layer's gain is ``out_gain``."""
-    layers: list[nn.Module] = []
+    """Layer norm, then a ReLU MLP with orthogonal init; the last layer's gain is ``out_gain``.
+
+    The input layer norm matters: fused features are wide and correlated (norms ~10), which
+    saturated every unit of the tanh MLP this used to be and cut the encoders off from the
+    gradient; supervised vqa stayed at chance on colour questions.
+    """
+    layers: list[nn.Module] = [nn.LayerNorm(in_dim)]
     for width in hidden:
         linear = nn.Linear(in_dim, width)
         nn.init.orthogonal_(linear.weight, gain=2**0.5)
         nn.init.zeros_(linear.bias)
-        layers += [linear, nn.Tanh()]
+        layers += [linear, nn.ReLU()]
         in_dim = width
     last = nn.Linear(in_dim, out_dim)
     nn.init.orthogonal_(last.weight, gain=out_gain)
