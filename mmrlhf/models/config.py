@@ -21,6 +21,8 @@ TextEncoderKind = Literal["transformer", "pretrained", "gru", "bag"]
 ImageEncoderKind = Literal["cnn", "vit", "pretrained"]
 FusionKind = Literal["concat", "sum", "weighted", "cross_attention", "joint"]
 CrossAttentionDirection = Literal["text_to_image", "image_to_text", "both"]
+CNNStreams = Literal["rgb", "form_color"]
+AttentionGate = Literal["softmax", "sigmoid"]
 
 
 def _rllib_default_keys() -> frozenset[str]:
@@ -38,8 +40,12 @@ def _rllib_default_keys() -> frozenset[str]:
 class ModelConfig(BaseModel):
     """Settings of the multimodal policy/value network.
 
-    The defaults build a small model that runs fast on a CPU: a 1-layer BERT-style text
-    transformer and a 3-layer CNN, both 64-dimensional, fused by concatenation.
+    The defaults build a small model that runs fast on a CPU and learns the built-in tasks: a
+    1-layer BERT-style text transformer and a two-stream (form + colour) CNN, both
+    64-dimensional, fused by cross-attention from the text tokens to the image patches.
+    (Concatenating pooled vectors cannot tie a colour to a shape at one place: supervised vqa
+    accuracy stays near 0.5 where cross-attention reaches 0.98; see
+    ``scripts/probe_supervised.py``.)
 
     Attributes:
         text_encoder: ``transformer`` (small random-init ``BertModel`` sized to the env
@@ -61,6 +67,10 @@ class ModelConfig(BaseModel):
             The later convs are 3x3 with stride 2.
         cnn_grid: The CNN feature map is pooled to ``cnn_grid x cnn_grid`` patch tokens, for
             any image size.
+        cnn_streams: ``rgb``: one conv stack on the RGB image. ``form_color``: a form stream
+            on per-pixel brightness (max of R, G, B) plus a colour stream of 1x1 convs, added
+            per patch, so colour and shape stay separate parts of each token; it generalises
+            to unseen colour-shape combinations far better (see ``CNNImageEncoder``).
         vit_patch_size: Patch side of the ``vit`` encoder (images are resized up to a
             multiple of it when needed).
         pretrained_text_path: Local directory of a Hugging Face text model (``config.json`` +
@@ -71,6 +81,9 @@ class ModelConfig(BaseModel):
         freeze_image: Keep the image backbone's weights fixed (its projection still trains).
         cross_attention_direction: ``text_to_image`` (text tokens query image patches),
             ``image_to_text`` or ``both``.
+        attention_gate: How ``cross_attention`` weighs the keys: ``softmax`` (weights sum
+            to 1 over the keys) or ``sigmoid`` (each key gated on its own, so the output can
+            grow with the number of matching keys, which helps counting).
         share_encoders: True: policy and value heads share one encoder/fusion trunk.
             False: the value function has its own copy (built on Learners only).
         contrastive_weight: Weight of the auxiliary symmetric InfoNCE loss between pooled
@@ -83,19 +96,21 @@ class ModelConfig(BaseModel):
 
     text_encoder: TextEncoderKind = "transformer"
     image_encoder: ImageEncoderKind = "cnn"
-    fusion: FusionKind = "concat"
+    fusion: FusionKind = "cross_attention"
     embed_dim: int = Field(64, ge=8, le=4096)
     num_layers: int = Field(1, ge=1, le=48)
     num_heads: int = Field(2, ge=1, le=64)
     cnn_channels: tuple[int, ...] = Field((16, 32), min_length=1)
     cnn_stem_stride: Literal[2, 4, 8] = 4
     cnn_grid: int = Field(4, ge=1, le=32)
+    cnn_streams: CNNStreams = "form_color"
     vit_patch_size: int = Field(8, ge=1, le=64)
     pretrained_text_path: str | None = None
     pretrained_image_path: str | None = None
     freeze_text: bool = False
     freeze_image: bool = False
     cross_attention_direction: CrossAttentionDirection = "text_to_image"
+    attention_gate: AttentionGate = "softmax"
     share_encoders: bool = True
     contrastive_weight: float = Field(0.0, ge=0.0)
     contrastive_temperature: float = Field(0.1, gt=0.0)

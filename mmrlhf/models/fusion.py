@@ -88,8 +88,9 @@ class MultiHeadAttention(nn.Module):
     and returns the output projection of zeros (its bias) instead of NaN.
     """
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    def __init__(self, dim: int, num_heads: int, gate: str = "softmax") -> None:
         super().__init__()
+        self.gate = gate
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
@@ -115,7 +116,10 @@ class MultiHeadAttention(nn.Module):
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, h, Tq, Tk)
         keep = key_mask[:, None, None, :]
         scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-        attn = torch.softmax(scores, dim=-1) * keep.to(scores.dtype)
+        if self.gate == "softmax":
+            attn = torch.softmax(scores, dim=-1) * keep.to(scores.dtype)
+        else:
+            attn = torch.sigmoid(scores) * keep.to(scores.dtype)
         mixed = (attn @ v).transpose(1, 2).reshape(query.shape)  # (B, Tq, D)
         return self.out(mixed)
 
@@ -123,9 +127,9 @@ class MultiHeadAttention(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """Queries attend to a context; residual + layer norm; masked mean over the queries."""
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    def __init__(self, dim: int, num_heads: int, gate: str = "softmax") -> None:
         super().__init__()
-        self.attention = MultiHeadAttention(dim, num_heads)
+        self.attention = MultiHeadAttention(dim, num_heads, gate)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, queries: EncoderOutput, context: EncoderOutput) -> torch.Tensor:
@@ -149,9 +153,9 @@ class CrossAttentionFusion(Fusion):
         self.direction = cfg.cross_attention_direction
         self.output_dim = 2 * dim
         if self.direction in ("text_to_image", "both"):
-            self.text_to_image = CrossAttentionBlock(dim, cfg.num_heads)
+            self.text_to_image = CrossAttentionBlock(dim, cfg.num_heads, cfg.attention_gate)
         if self.direction in ("image_to_text", "both"):
-            self.image_to_text = CrossAttentionBlock(dim, cfg.num_heads)
+            self.image_to_text = CrossAttentionBlock(dim, cfg.num_heads, cfg.attention_gate)
 
     def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
         """Fuse by cross-attention in the configured direction(s)."""

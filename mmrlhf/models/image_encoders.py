@@ -41,9 +41,53 @@ def conv_stem(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, stride, stride=stride)
 
 
+def conv_stack(in_ch: int, cfg: ModelConfig) -> nn.Sequential:
+    """Stem (``cnn_stem_stride``), stride-2 3x3 convs, ReLUs, pooled to a ``cnn_grid`` grid.
+
+    He (Kaiming) initialisation keeps the activations' scale through the ReLUs; PyTorch's
+    default shrinks them layer by layer, which left the image features ~50x smaller than the
+    text's and starved the image encoder of gradient.
+    """
+    layers: list[nn.Module] = []
+    for i, out_ch in enumerate((*cfg.cnn_channels, cfg.embed_dim)):
+        conv = (
+            conv_stem(in_ch, out_ch, cfg.cnn_stem_stride)
+            if i == 0
+            else nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
+        )
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+        layers += [conv, nn.ReLU()]
+        in_ch = out_ch
+    layers.append(nn.AdaptiveAvgPool2d(cfg.cnn_grid))
+    return nn.Sequential(*layers)
+
+
+def color_stack(cfg: ModelConfig) -> nn.Sequential:
+    """Per-pixel colour features: 1x1 convs (no spatial extent, so no shape), grid-pooled."""
+    width = cfg.cnn_channels[0]
+    first, last = nn.Conv2d(3, width, 1), nn.Conv2d(width, cfg.embed_dim, 1)
+    for conv in (first, last):
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+    # Averaging stem-sized blocks first costs nothing in colour and makes the 1x1 convs
+    # stride^2 times cheaper.
+    return nn.Sequential(
+        nn.AvgPool2d(cfg.cnn_stem_stride), first, nn.ReLU(), last,
+        nn.AdaptiveAvgPool2d(cfg.cnn_grid),
+    )  # fmt: skip
+
+
 class CNNImageEncoder(Encoder):
-    """Small conv net: a stem (``cnn_stem_stride``), then stride-2 3x3 convs, then a grid of
-    ``cnn_grid**2`` patch tokens.
+    """Small conv net -> a grid of ``cnn_grid**2`` patch tokens, layer-normalised.
+
+    ``cnn_streams="rgb"``: one conv stack on the RGB image.
+    ``cnn_streams="form_color"``: two streams whose features are added per patch. The *form*
+    stream convolves each pixel's brightness, max(R, G, B) (HSV's V), so it sees shapes but
+    barely tells colours apart; the *color* stream sees each pixel's colour through 1x1 convs,
+    so it knows colours but not shapes. A patch token is then a colour part plus a shape part,
+    and an unseen colour-shape combination is made of familiar parts: on vqa's held-out pairs
+    this lifts supervised test accuracy from ~0.5 to ~0.9 (``scripts/probe_supervised.py``).
 
     Adaptive average pooling to a fixed grid makes it work for any H, W; a learned position
     embedding lets attention fusion tell patches apart. Pooled = mean of the patch features.
@@ -51,26 +95,25 @@ class CNNImageEncoder(Encoder):
 
     def __init__(self, layout: ObservationLayout, cfg: ModelConfig) -> None:
         super().__init__(cfg.embed_dim)
-        layers: list[nn.Module] = []
-        in_ch = 3
-        for i, out_ch in enumerate((*cfg.cnn_channels, cfg.embed_dim)):
-            conv = (
-                conv_stem(in_ch, out_ch, cfg.cnn_stem_stride)
-                if i == 0
-                else nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
-            )
-            layers += [conv, nn.ReLU()]
-            in_ch = out_ch
-        layers.append(nn.AdaptiveAvgPool2d(cfg.cnn_grid))
-        self.backbone = nn.Sequential(*layers)
-        self.proj = nn.Identity()
+        self.streams = cfg.cnn_streams
+        if cfg.cnn_streams == "rgb":
+            self.backbone = conv_stack(3, cfg)
+        else:
+            self.backbone = nn.ModuleDict({"form": conv_stack(1, cfg), "color": color_stack(cfg)})
+        # Text encoders end in a layer norm; so does this, so neither modality drowns the other.
+        self.proj = nn.LayerNorm(cfg.embed_dim)
         self.position = nn.Parameter(torch.zeros(1, cfg.cnn_grid**2, cfg.embed_dim))
         nn.init.normal_(self.position, std=0.02)
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         """Encode images (B, H, W, 3) into grid tokens."""
+        pixels = to_nchw_unit(images).sub(0.5).div(0.25)  # roughly zero-mean, unit-scale
         with self.backbone_grad():
-            fmap = self.backbone(to_nchw_unit(images))  # (B, D, g, g)
+            if self.streams == "rgb":
+                fmap = self.backbone(pixels)  # (B, D, g, g)
+            else:
+                form = pixels.amax(dim=1, keepdim=True)
+                fmap = self.backbone["form"](form) + self.backbone["color"](pixels)
         feats = self.proj(fmap.flatten(2).transpose(1, 2))  # (B, g*g, D)
         tokens = feats + self.position
         return EncoderOutput(tokens=tokens, mask=_all_true(tokens), pooled=feats.mean(dim=1))

@@ -12,9 +12,12 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from mmrlhf.models import ModelConfig
 
 
-def test_defaults_are_small_cnn_transformer_concat() -> None:
+def test_defaults_are_small_two_stream_cnn_transformer_cross_attention() -> None:
     cfg = ModelConfig()
-    assert (cfg.text_encoder, cfg.image_encoder, cfg.fusion) == ("transformer", "cnn", "concat")
+    assert (cfg.text_encoder, cfg.image_encoder, cfg.fusion) == (
+        "transformer", "cnn", "cross_attention"
+    )  # fmt: skip
+    assert cfg.cnn_streams == "form_color" and cfg.attention_gate == "softmax"
     assert cfg.embed_dim <= 64 and cfg.num_layers <= 2
     assert cfg.contrastive_weight == 0.0 and cfg.share_encoders
 

@@ -150,7 +150,38 @@ def test_frozen_backbone_gets_no_gradient(modality: str, tiny_bert_dir: Path) ->
 def test_cnn_stem_stride(stride: int, kernel: int) -> None:
     space = make_obs_space()
     encoder = build_image_encoder(parse_observation_space(space), _cfg(cnn_stem_stride=stride))
-    stem = encoder.backbone[0]
+    stem = encoder.backbone["form"][0]
     assert stem.kernel_size == (kernel, kernel) and stem.stride == (stride, stride)
     out = encoder(make_batch(space, batch_size=2)["obs"]["image"])
     assert out.tokens.shape == (2, 16, D) and torch.isfinite(out.tokens).all()
+
+
+def _one_object_images(colors: list[tuple[int, int, int]], shape_px: slice) -> torch.Tensor:
+    """64x64 dark images, each with one square patch of the given colour."""
+    images = torch.full((len(colors), 64, 64, 3), 24, dtype=torch.uint8)
+    for i, rgb in enumerate(colors):
+        images[i, shape_px, shape_px] = torch.tensor(rgb, dtype=torch.uint8)
+    return images
+
+
+def test_form_color_streams_split_colour_from_shape() -> None:
+    """The form stream cannot tell two colours of equal brightness apart; the colour stream
+    can, and the tokens (their sum) differ too."""
+    torch.manual_seed(0)
+    encoder = build_image_encoder(
+        parse_observation_space(make_obs_space()), _cfg(cnn_streams="form_color")
+    )
+    # Same square, same max(R, G, B) = 200, different hues.
+    images = _one_object_images([(200, 30, 30), (30, 200, 30)], slice(20, 36))
+    pixels = images.permute(0, 3, 1, 2).float().div(255.0).sub(0.5).div(0.25)
+    form = encoder.backbone["form"](pixels.amax(dim=1, keepdim=True))
+    color = encoder.backbone["color"](pixels)
+    torch.testing.assert_close(form[0], form[1])
+    assert not torch.allclose(color[0], color[1])
+    out = encoder(images)
+    assert out.tokens.shape == (2, 16, D)
+    assert not torch.allclose(out.tokens[0], out.tokens[1])
+    # Gradients reach both streams.
+    out.tokens.pow(2).sum().backward()
+    for stream in ("form", "color"):
+        assert all(p.grad is not None for p in encoder.backbone[stream].parameters())

@@ -111,3 +111,19 @@ def test_cross_attention_uses_the_image_patches() -> None:
     # Only the attended-text half changes (image pooled is the same); row 1 has no text.
     assert not torch.allclose(before[0, :D], after[0, :D])
     torch.testing.assert_close(before[:, D:], after[:, D:])
+
+
+@pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
+def test_attention_gate_decides_whether_repeated_keys_add_up(gate: str) -> None:
+    """Softmax weights sum to one, so two copies of a key give what one gives; sigmoid gates
+    each key on its own, so the output grows with the number of matches (counting)."""
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(D, num_heads=2, gate=gate)
+    query, key = torch.randn(1, 1, D), torch.randn(1, 1, D)
+    once = attention(query, key, torch.ones(1, 1, dtype=torch.bool))
+    twice = attention(query, key.repeat(1, 2, 1), torch.ones(1, 2, dtype=torch.bool))
+    bias = attention.out.bias
+    if gate == "softmax":
+        torch.testing.assert_close(once, twice)
+    else:
+        torch.testing.assert_close(twice - bias, 2 * (once - bias))
