@@ -44,7 +44,7 @@ class ModelConfig(BaseModel):
     1-layer BERT-style text transformer and a two-stream (form + colour) CNN, both
     64-dimensional, fused by cross-attention from the text tokens to the image patches.
     (Concatenating pooled vectors cannot tie a colour to a shape at one place: supervised vqa
-    accuracy stays near 0.5 where cross-attention reaches 0.98; see
+    train accuracy stays near 0.55 after 200k labels where this default reaches 0.98; see
     ``scripts/probe_supervised.py``.)
 
     Attributes:
