@@ -13,25 +13,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from typing import Any
 
 import torch
-import yaml
 
+from mmrlhf.config import parse_overrides
 from mmrlhf.envs import EnvConfig
 from mmrlhf.models import ModelConfig
 from mmrlhf.trainers.probe import ProbePoint, probe
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs, values parsed as YAML (numbers, lists, booleans)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected key=value, got {item!r}")
-        out[key] = yaml.safe_load(value)
-    return out
 
 
 def show(point: ProbePoint) -> None:
@@ -57,8 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    env_cfg = EnvConfig(**{"task": "vqa", **parse_sets(args.env)})
-    model_cfg = ModelConfig(**parse_sets(args.model))
+    env_cfg = EnvConfig(**{"task": "vqa", **parse_overrides(args.env)})
+    model_cfg = ModelConfig(**parse_overrides(args.model))
     points = probe(
         env_cfg, model_cfg, samples=args.samples, batch_size=args.batch, lr=args.lr,
         eval_every=args.eval_every, eval_size=args.eval_size, seed=args.seed, on_point=show,

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmrlhf.models.base import EncoderOutput, masked_mean, pick
-from mmrlhf.models.config import ModelConfig
+from mmrlhf.models.config import AttentionGate, ModelConfig
 
 
 class Fusion(nn.Module, ABC):
@@ -88,7 +88,7 @@ class MultiHeadAttention(nn.Module):
     and returns the output projection of zeros (its bias) instead of NaN.
     """
 
-    def __init__(self, dim: int, num_heads: int, gate: str = "softmax") -> None:
+    def __init__(self, dim: int, num_heads: int, gate: AttentionGate = "softmax") -> None:
         super().__init__()
         self.gate = gate
         if dim % num_heads:
@@ -116,10 +116,8 @@ class MultiHeadAttention(nn.Module):
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, h, Tq, Tk)
         keep = key_mask[:, None, None, :]
         scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-        if self.gate == "softmax":
-            attn = torch.softmax(scores, dim=-1) * keep.to(scores.dtype)
-        else:
-            attn = torch.sigmoid(scores) * keep.to(scores.dtype)
+        weights = torch.softmax(scores, -1) if self.gate == "softmax" else torch.sigmoid(scores)
+        attn = weights * keep.to(scores.dtype)
         mixed = (attn @ v).transpose(1, 2).reshape(query.shape)  # (B, Tq, D)
         return self.out(mixed)
 
@@ -127,7 +125,7 @@ class MultiHeadAttention(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """Queries attend to a context; residual + layer norm; masked mean over the queries."""
 
-    def __init__(self, dim: int, num_heads: int, gate: str = "softmax") -> None:
+    def __init__(self, dim: int, num_heads: int, gate: AttentionGate = "softmax") -> None:
         super().__init__()
         self.attention = MultiHeadAttention(dim, num_heads, gate)
         self.norm = nn.LayerNorm(dim)

@@ -41,6 +41,13 @@ def conv_stem(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, stride, stride=stride)
 
 
+def he_init(conv: nn.Conv2d) -> nn.Conv2d:
+    """He (Kaiming) weights and zero bias for a conv followed by a ReLU; returns `conv`."""
+    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 def conv_stack(in_ch: int, cfg: ModelConfig) -> nn.Sequential:
     """Stem (``cnn_stem_stride``), stride-2 3x3 convs, ReLUs, pooled to a ``cnn_grid`` grid.
 
@@ -55,9 +62,7 @@ def conv_stack(in_ch: int, cfg: ModelConfig) -> nn.Sequential:
             if i == 0
             else nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
         )
-        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-        nn.init.zeros_(conv.bias)
-        layers += [conv, nn.ReLU()]
+        layers += [he_init(conv), nn.ReLU()]
         in_ch = out_ch
     layers.append(nn.AdaptiveAvgPool2d(cfg.cnn_grid))
     return nn.Sequential(*layers)
@@ -66,10 +71,7 @@ def conv_stack(in_ch: int, cfg: ModelConfig) -> nn.Sequential:
 def color_stack(cfg: ModelConfig) -> nn.Sequential:
     """Per-pixel colour features: 1x1 convs (no spatial extent, so no shape), grid-pooled."""
     width = cfg.cnn_channels[0]
-    first, last = nn.Conv2d(3, width, 1), nn.Conv2d(width, cfg.embed_dim, 1)
-    for conv in (first, last):
-        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-        nn.init.zeros_(conv.bias)
+    first, last = he_init(nn.Conv2d(3, width, 1)), he_init(nn.Conv2d(width, cfg.embed_dim, 1))
     # Averaging stem-sized blocks first costs nothing in colour and makes the 1x1 convs
     # stride^2 times cheaper.
     return nn.Sequential(
