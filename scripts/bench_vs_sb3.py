@@ -357,6 +357,7 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
+    from mmrlhf.models.base import count_tokens
     from mmrlhf.models.fusion import build_fusion
     from mmrlhf.models.image_encoders import build_image_encoder
     from mmrlhf.models.spaces import parse_observation_space
@@ -369,7 +370,8 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
             layout = parse_observation_space(observation_space)
             text = build_text_encoder(layout, model_cfg)
             image = build_image_encoder(layout, model_cfg)
-            fusion = build_fusion(model_cfg.embed_dim, model_cfg)
+            tokens = count_tokens(text, image, layout)
+            fusion = build_fusion(model_cfg.embed_dim, model_cfg, tokens)
             super().__init__(observation_space, features_dim=fusion.output_dim)
             self.text_encoder, self.image_encoder, self.fusion = text, image, fusion
 

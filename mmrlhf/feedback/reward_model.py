@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from mmrlhf.feedback.samples import SampleTensors
+from mmrlhf.models.base import count_tokens
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.fusion import build_fusion
 from mmrlhf.models.heads import mlp
@@ -97,7 +98,8 @@ class RewardModel(nn.Module):
         layout = spec.layout()
         self.text_encoder = build_text_encoder(layout, cfg)
         self.image_encoder = build_image_encoder(layout, cfg)
-        self.fusion = build_fusion(cfg.embed_dim, cfg)
+        tokens = count_tokens(self.text_encoder, self.image_encoder, layout)
+        self.fusion = build_fusion(cfg.embed_dim, cfg, tokens)
         features = self.fusion.output_dim
         self.context = mlp(features, cfg.hidden_sizes, cfg.embed_dim, out_gain=1.0)
         self.head = mlp(features + 2 * cfg.embed_dim, cfg.hidden_sizes, 1, out_gain=0.01)

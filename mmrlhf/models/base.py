@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from mmrlhf.models.spaces import ObservationLayout
 
 T = TypeVar("T")
 
@@ -69,6 +72,26 @@ class Encoder(nn.Module):
     def backbone_grad(self) -> torch.autograd.grad_mode.set_grad_enabled:
         """Context manager: autograd off inside a frozen backbone (saves memory and time)."""
         return torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen)
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """How many tokens each encoder emits per sample (fixed for a given observation layout)."""
+
+    text: int
+    image: int
+
+
+def count_tokens(text: Encoder, image: Encoder, layout: ObservationLayout) -> TokenCounts:
+    """Token counts of two encoders, found by encoding one blank observation of ``layout``.
+
+    A dry run is the one way that holds for every encoder, pretrained towers included (their
+    count depends on the model's own image size, patch size and [CLS] token).
+    """
+    ids = torch.zeros(1, layout.text_len, dtype=torch.long)
+    pixels = torch.zeros(1, layout.height, layout.width, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        return TokenCounts(text(ids).tokens.shape[1], image(pixels).tokens.shape[1])
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

@@ -23,6 +23,7 @@ FusionKind = Literal["concat", "sum", "weighted", "cross_attention", "joint"]
 CrossAttentionDirection = Literal["text_to_image", "image_to_text", "both"]
 CNNStreams = Literal["rgb", "form_color"]
 AttentionGate = Literal["softmax", "sigmoid"]
+AttentionMap = Literal["context", "query"]
 
 
 def _rllib_default_keys() -> frozenset[str]:
@@ -84,6 +85,17 @@ class ModelConfig(BaseModel):
         attention_gate: How ``cross_attention`` weighs the keys: ``softmax`` (weights sum
             to 1 over the keys) or ``sigmoid`` (each key gated on its own, so the output can
             grow with the number of matching keys, which helps counting).
+        attention_maps: Pointer features each ``cross_attention`` direction adds, saying
+            *where* it matched (a pooled output has averaged positions away, so without them
+            a policy whose action names a position, like retrieval's candidate index, stays
+            at chance). ``context``: every context token's attention weight averaged over
+            the queries (text querying tiled images finds the matching tile). ``query``:
+            every query token's best score over the context (text tokens find the listed
+            description that fits the pictured object; its gradient also speeds up learning
+            the matching). The query map lets vqa answers lean on content shortcuts that
+            fail on held-out pairs, so the default is ``context`` alone and the retrieval
+            configs add ``query``. Each costs ``num_heads`` features per token it maps;
+            ``[]``: none.
         share_encoders: True: policy and value heads share one encoder/fusion trunk.
             False: the value function has its own copy (built on Learners only).
         contrastive_weight: Weight of the auxiliary symmetric InfoNCE loss between pooled
@@ -111,6 +123,7 @@ class ModelConfig(BaseModel):
     freeze_image: bool = False
     cross_attention_direction: CrossAttentionDirection = "text_to_image"
     attention_gate: AttentionGate = "softmax"
+    attention_maps: tuple[AttentionMap, ...] = ("context",)
     share_encoders: bool = True
     contrastive_weight: float = Field(0.0, ge=0.0)
     contrastive_temperature: float = Field(0.1, gt=0.0)
@@ -122,6 +135,11 @@ class ModelConfig(BaseModel):
         if self.embed_dim % self.num_heads:
             raise ValueError(
                 f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if len(set(self.attention_maps)) != len(self.attention_maps):
+            raise ValueError(
+                f"attention_maps lists a map twice: {list(self.attention_maps)}; "
+                "allowed: each of 'context', 'query' at most once"
             )
         if any(c < 1 for c in (*self.cnn_channels, *self.hidden_sizes)):
             raise ValueError("cnn_channels and hidden_sizes must be positive integers")

@@ -9,7 +9,8 @@ Every fusion module takes the two :class:`EncoderOutput` (width D each) and retu
 - ``cross_attention``: multi-head attention softmax(Q K^T / sqrt(d_k)) V between text tokens
   and image patches (direction from the config), residual + layer norm, masked mean over the
   queries; concatenated with the other modality's pooled vector, or with the reverse
-  direction for ``both`` (2D).
+  direction for ``both`` (2D). Each direction also returns the ``attention_maps`` asked for
+  (default: where it looked, per head and context token; see :func:`context_map`).
 - ``joint``: both pooled vectors projected into a shared space and L2-normalised; features
   [z_text, z_image, z_text * z_image, cos(z_text, z_image)] (3D + 1).
 """
@@ -19,13 +20,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrlhf.models.base import EncoderOutput, masked_mean, pick
-from mmrlhf.models.config import AttentionGate, ModelConfig
+from mmrlhf.models.base import EncoderOutput, TokenCounts, masked_mean, pick
+from mmrlhf.models.config import AttentionGate, AttentionMap, ModelConfig
 
 
 class Fusion(nn.Module, ABC):
@@ -41,7 +43,7 @@ class Fusion(nn.Module, ABC):
 class ConcatFusion(Fusion):
     """Concatenate the pooled vectors."""
 
-    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+    def __init__(self, dim: int, cfg: ModelConfig, tokens: TokenCounts) -> None:
         super().__init__()
         self.output_dim = 2 * dim
 
@@ -53,7 +55,7 @@ class ConcatFusion(Fusion):
 class SumFusion(Fusion):
     """Add the pooled vectors."""
 
-    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+    def __init__(self, dim: int, cfg: ModelConfig, tokens: TokenCounts) -> None:
         super().__init__()
         self.output_dim = dim
 
@@ -65,7 +67,7 @@ class SumFusion(Fusion):
 class WeightedFusion(Fusion):
     """Weighted sum with learned softmax weights over the two modalities (start: 0.5/0.5)."""
 
-    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+    def __init__(self, dim: int, cfg: ModelConfig, tokens: TokenCounts) -> None:
         super().__init__()
         self.output_dim = dim
         self.logits = nn.Parameter(torch.zeros(2))
@@ -78,6 +80,14 @@ class WeightedFusion(Fusion):
         """Return w_text * text_pooled + w_image * image_pooled."""
         w = self.weights()
         return w[0] * text.pooled + w[1] * image.pooled
+
+
+class Attention(NamedTuple):
+    """One attention pass: the output and, per head, how the queries weighed the keys."""
+
+    output: torch.Tensor  # (B, Tq, D)
+    weights: torch.Tensor  # (B, h, Tq, Tk); 0 on masked keys
+    scores: torch.Tensor  # (B, h, Tq, Tk) = Q K^T / sqrt(d_k); dtype min on masked keys
 
 
 class MultiHeadAttention(nn.Module):
@@ -108,6 +118,12 @@ class MultiHeadAttention(nn.Module):
         self, query: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor
     ) -> torch.Tensor:
         """Attend from ``query`` (B, Tq, D) to ``context`` (B, Tk, D) -> (B, Tq, D)."""
+        return self.attend(query, context, key_mask).output
+
+    def attend(
+        self, query: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor
+    ) -> Attention:
+        """Like ``forward``, also returning the per-head weights and scores."""
         q, k, v = (
             self._split(self.q(query)),
             self._split(self.k(context)),
@@ -117,25 +133,77 @@ class MultiHeadAttention(nn.Module):
         keep = key_mask[:, None, None, :]
         scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, -1) if self.gate == "softmax" else torch.sigmoid(scores)
-        attn = weights * keep.to(scores.dtype)
-        mixed = (attn @ v).transpose(1, 2).reshape(query.shape)  # (B, Tq, D)
-        return self.out(mixed)
+        weights = weights * keep.to(scores.dtype)
+        mixed = (weights @ v).transpose(1, 2).reshape(query.shape)  # (B, Tq, D)
+        return Attention(self.out(mixed), weights, scores)
+
+
+def context_map(attention: Attention, query_mask: torch.Tensor) -> torch.Tensor:
+    """Where the queries looked: each context token's weight, averaged over the real queries,
+    per head, flattened to (B, h * Tk). Rows without a real query give zeros.
+
+    A pooled attention output has mixed the positions away, so it cannot say *which* tile or
+    listed description matched; a policy whose action names a position (retrieval) needs this
+    pointer feature. Text querying tiled candidates lights up the tile that matches all its
+    words; image patches querying a list light up the description that fits.
+    """
+    real = query_mask[:, None, :, None].to(attention.weights.dtype)  # (B, 1, Tq, 1)
+    summed = (attention.weights * real).sum(2)  # (B, h, Tk)
+    return (summed / real.sum(2).clamp(min=1.0)).flatten(1)
+
+
+def query_map(attention: Attention, query_mask: torch.Tensor, key_mask: torch.Tensor
+              ) -> torch.Tensor:  # fmt: skip
+    """How well each query found a match: its best score over the real keys, per head,
+    flattened to (B, h * Tq); 0 for padding queries and when no key is real.
+
+    Text tokens scored against image patches light up the listed description that fits the
+    pictured object: supervised image-to-text retrieval is at 0.99 after 20k labels, where
+    the context map of the reverse direction reaches 0.86 after 200k. Raw scores carry
+    content as well as position, so on vqa the policy also reads them as a shortcut that
+    fails on held-out colour-shape pairs (supervised test accuracy 0.68 against 0.75-0.78
+    without): keep it for tasks whose action names a text position.
+    """
+    scores = attention.scores.masked_fill(~key_mask[:, None, None, :], -torch.inf)
+    any_key = key_mask.any(-1)[:, None, None]
+    best = torch.where(any_key, scores.amax(-1), 0.0)  # (B, h, Tq)
+    return (best * query_mask[:, None, :].to(best.dtype)).flatten(1)
 
 
 class CrossAttentionBlock(nn.Module):
-    """Queries attend to a context; residual + layer norm; masked mean over the queries."""
+    """Queries attend to a context; residual + layer norm; masked mean over the queries.
 
-    def __init__(self, dim: int, num_heads: int, gate: AttentionGate = "softmax") -> None:
+    The output is the pooled attended queries (D), then the requested ``maps`` in order:
+    ``context`` (:func:`context_map`, ``num_heads * context_tokens`` features) and ``query``
+    (:func:`query_map`, ``num_heads * query_tokens``).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        gate: AttentionGate = "softmax",
+        maps: tuple[AttentionMap, ...] = (),
+        tokens: tuple[int, int] = (0, 0),
+    ) -> None:
+        """``tokens``: (query, context) tokens per sample, which size the maps."""
         super().__init__()
         self.attention = MultiHeadAttention(dim, num_heads, gate)
         self.norm = nn.LayerNorm(dim)
+        self.maps = maps
+        sizes = {"query": tokens[0], "context": tokens[1]}
+        self.output_dim = dim + sum(num_heads * sizes[m] for m in maps)
 
     def forward(self, queries: EncoderOutput, context: EncoderOutput) -> torch.Tensor:
-        """Return the pooled attended queries (B, D)."""
-        attended = self.norm(
-            queries.tokens + self.attention(queries.tokens, context.tokens, context.mask)
-        )
-        return masked_mean(attended, queries.mask)
+        """Return the pooled attended queries (B, D), then the maps."""
+        attention = self.attention.attend(queries.tokens, context.tokens, context.mask)
+        parts = [masked_mean(self.norm(queries.tokens + attention.output), queries.mask)]
+        for kind in self.maps:
+            if kind == "context":
+                parts.append(context_map(attention, queries.mask))
+            else:
+                parts.append(query_map(attention, queries.mask, context.mask))
+        return torch.cat(parts, dim=-1)
 
 
 class CrossAttentionFusion(Fusion):
@@ -143,17 +211,23 @@ class CrossAttentionFusion(Fusion):
 
     ``text_to_image``: text tokens are queries over image patches -> [attended_text,
     image_pooled]. ``image_to_text``: patches query text tokens -> [attended_image,
-    text_pooled]. ``both``: [attended_text, attended_image].
+    text_pooled]. ``both``: [attended_text, attended_image]. Each attended part also carries
+    the ``cfg.attention_maps`` of its direction (see :class:`CrossAttentionBlock`).
     """
 
-    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+    def __init__(self, dim: int, cfg: ModelConfig, tokens: TokenCounts) -> None:
         super().__init__()
         self.direction = cfg.cross_attention_direction
-        self.output_dim = 2 * dim
+        block_args = (dim, cfg.num_heads, cfg.attention_gate, cfg.attention_maps)
+        self.output_dim = 0
         if self.direction in ("text_to_image", "both"):
-            self.text_to_image = CrossAttentionBlock(dim, cfg.num_heads, cfg.attention_gate)
+            self.text_to_image = CrossAttentionBlock(*block_args, (tokens.text, tokens.image))
+            self.output_dim += self.text_to_image.output_dim
         if self.direction in ("image_to_text", "both"):
-            self.image_to_text = CrossAttentionBlock(dim, cfg.num_heads, cfg.attention_gate)
+            self.image_to_text = CrossAttentionBlock(*block_args, (tokens.image, tokens.text))
+            self.output_dim += self.image_to_text.output_dim
+        if self.direction != "both":
+            self.output_dim += dim
 
     def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
         """Fuse by cross-attention in the configured direction(s)."""
@@ -170,7 +244,7 @@ class JointEmbeddingFusion(Fusion):
     Features: [z_text, z_image, z_text * z_image, cosine(z_text, z_image)].
     """
 
-    def __init__(self, dim: int, cfg: ModelConfig) -> None:
+    def __init__(self, dim: int, cfg: ModelConfig, tokens: TokenCounts) -> None:
         super().__init__()
         self.text_proj = nn.Linear(dim, dim)
         self.image_proj = nn.Linear(dim, dim)
@@ -184,7 +258,7 @@ class JointEmbeddingFusion(Fusion):
         return torch.cat([zt, zi, zt * zi, cosine], dim=-1)
 
 
-FUSIONS: dict[str, Callable[[int, ModelConfig], Fusion]] = {
+FUSIONS: dict[str, Callable[[int, ModelConfig, TokenCounts], Fusion]] = {
     "concat": ConcatFusion,
     "sum": SumFusion,
     "weighted": WeightedFusion,
@@ -193,7 +267,11 @@ FUSIONS: dict[str, Callable[[int, ModelConfig], Fusion]] = {
 }
 
 
-def build_fusion(dim: int, cfg: ModelConfig) -> Fusion:
-    """Build the fusion module ``cfg.fusion`` for encoders of width ``dim``."""
+def build_fusion(dim: int, cfg: ModelConfig, tokens: TokenCounts) -> Fusion:
+    """Build the fusion module ``cfg.fusion`` for encoders of width ``dim``.
+
+    ``tokens``: how many tokens the encoders emit (:func:`~mmrlhf.models.base.count_tokens`);
+    attention maps have one feature per head and token.
+    """
     factory = pick(FUSIONS, cfg.fusion, "fusion")
-    return factory(dim, cfg)
+    return factory(dim, cfg, tokens)

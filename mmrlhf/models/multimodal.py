@@ -27,7 +27,7 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
 from torch import nn
 
-from mmrlhf.models.base import Encoder, EncoderOutput, count_parameters
+from mmrlhf.models.base import Encoder, EncoderOutput, count_parameters, count_tokens
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.finished_rows import FINISHED
 from mmrlhf.models.fusion import Fusion, build_fusion
@@ -123,7 +123,8 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         cfg = self.mm_config
         text = build_text_encoder(self.layout, cfg)
         image = build_image_encoder(self.layout, cfg)
-        return text, image, build_fusion(cfg.embed_dim, cfg)
+        tokens = count_tokens(text, image, self.layout)
+        return text, image, build_fusion(cfg.embed_dim, cfg, tokens)
 
     def _log_sizes(self) -> None:
         parts = ["text_encoder", "image_encoder", "fusion", "output", "value_encoder"]

@@ -20,7 +20,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from mmrlhf.envs import EnvConfig, MyMultimodalEnv
-from mmrlhf.envs.grammar import VQA_TEMPLATES
+from mmrlhf.envs.grammar import RETRIEVAL_I2T, VQA_TEMPLATES
 from mmrlhf.models import ModelConfig, MultimodalModel
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,12 @@ class OracleBatch:
 
 
 def question_kind(task: str, prompt: str) -> str:
-    """A short label for an episode's prompt, for per-kind accuracy (vqa: the question type)."""
+    """A short label for an episode's prompt, for per-kind accuracy.
+
+    vqa: the question type; retrieval: the direction (``text_to_image``/``image_to_text``).
+    """
+    if task == "retrieval":
+        return "image_to_text" if prompt.startswith(RETRIEVAL_I2T) else "text_to_image"
     if task != "vqa":
         return task
     for kind, opening in VQA_OPENINGS.items():

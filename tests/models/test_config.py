@@ -18,6 +18,7 @@ def test_defaults_are_small_two_stream_cnn_transformer_cross_attention() -> None
         "transformer", "cnn", "cross_attention"
     )  # fmt: skip
     assert cfg.cnn_streams == "form_color" and cfg.attention_gate == "softmax"
+    assert cfg.attention_maps == ("context",)
     assert cfg.embed_dim <= 64 and cfg.num_layers <= 2
     assert cfg.contrastive_weight == 0.0 and cfg.share_encoders
 
@@ -29,9 +30,10 @@ def test_defaults_are_small_two_stream_cnn_transformer_cross_attention() -> None
         ("image_encoder", "resnet", "'cnn', 'vit' or 'pretrained'"),
         ("fusion", "film", "'concat', 'sum', 'weighted', 'cross_attention' or 'joint'"),
         ("cross_attention_direction", "up", "'text_to_image', 'image_to_text' or 'both'"),
+        ("attention_maps", ["where"], "'context' or 'query'"),
     ],
 )
-def test_bad_choice_names_field_and_allowed_values(field: str, value: str, allowed: str) -> None:
+def test_bad_choice_names_field_and_allowed_values(field: str, value: object, allowed: str) -> None:
     with pytest.raises(ValidationError) as info:
         ModelConfig(**{field: value})
     message = str(info.value)
@@ -53,6 +55,7 @@ def test_unknown_key_is_rejected() -> None:
         ({"contrastive_weight": -1.0}, "contrastive_weight"),
         ({"contrastive_temperature": 0.0}, "contrastive_temperature"),
         ({"hidden_sizes": (0,)}, "hidden_sizes"),
+        ({"attention_maps": ("query", "query")}, "attention_maps lists a map twice"),
     ],
 )
 def test_inconsistent_settings_are_rejected(kwargs: dict, match: str) -> None:

@@ -7,10 +7,18 @@ import torch
 import torch.nn.functional as F
 
 from mmrlhf.models import ModelConfig
-from mmrlhf.models.base import EncoderOutput
-from mmrlhf.models.fusion import FUSIONS, MultiHeadAttention, build_fusion
+from mmrlhf.models.base import EncoderOutput, TokenCounts
+from mmrlhf.models.fusion import (
+    FUSIONS,
+    Attention,
+    MultiHeadAttention,
+    build_fusion,
+    context_map,
+    query_map,
+)
 
 D = 16
+TOKENS = TokenCounts(text=5, image=4)  # what `_outputs` makes
 
 
 def _outputs(batch: int = 3, t_text: int = 5, t_image: int = 4) -> tuple[EncoderOutput, ...]:
@@ -27,6 +35,13 @@ def _outputs(batch: int = 3, t_text: int = 5, t_image: int = 4) -> tuple[Encoder
     return text, image
 
 
+# 4 heads: each map has one feature per head and token it maps.
+MAPS = {
+    ("text_to_image", "context"): 4 * TOKENS.image,
+    ("text_to_image", "query"): 4 * TOKENS.text,
+    ("image_to_text", "context"): 4 * TOKENS.text,
+    ("image_to_text", "query"): 4 * TOKENS.image,
+}
 EXPECTED_DIM = {
     "concat": 2 * D,
     "sum": D,
@@ -36,18 +51,30 @@ EXPECTED_DIM = {
 }
 
 
-CASES = [(name, "text_to_image") for name in sorted(FUSIONS)] + [
-    ("cross_attention", "image_to_text"),
-    ("cross_attention", "both"),
+CONTEXT: tuple[str, ...] = ("context",)
+CASES = [(name, "text_to_image", CONTEXT) for name in sorted(FUSIONS)] + [
+    ("cross_attention", direction, maps)
+    for direction in ("text_to_image", "image_to_text", "both")
+    for maps in ((), ("query",), ("context", "query"))
 ]
 
 
-@pytest.mark.parametrize(("name", "direction"), CASES)
-def test_output_dim(name: str, direction: str) -> None:
-    cfg = ModelConfig(embed_dim=D, fusion=name, num_heads=4, cross_attention_direction=direction)
-    fusion = build_fusion(D, cfg)
+@pytest.mark.parametrize(("name", "direction", "maps"), CASES)
+def test_output_dim(name: str, direction: str, maps: tuple[str, ...]) -> None:
+    cfg = ModelConfig(
+        embed_dim=D,
+        fusion=name,
+        num_heads=4,
+        cross_attention_direction=direction,
+        attention_maps=maps,
+    )
+    fusion = build_fusion(D, cfg, TOKENS)
     out = fusion(*_outputs())
-    assert fusion.output_dim == EXPECTED_DIM[name]
+    expected = EXPECTED_DIM[name]
+    if name == "cross_attention":
+        directions = ("text_to_image", "image_to_text") if direction == "both" else (direction,)
+        expected += sum(MAPS[d, m] for d in directions for m in maps)
+    assert fusion.output_dim == expected
     assert out.shape == (3, fusion.output_dim)
     assert torch.isfinite(out).all()
 
@@ -82,7 +109,7 @@ def test_masked_keys_have_no_influence_and_empty_context_is_finite() -> None:
 
 
 def test_weighted_fusion_is_a_learned_convex_combination() -> None:
-    fusion = build_fusion(D, ModelConfig(embed_dim=D, fusion="weighted"))
+    fusion = build_fusion(D, ModelConfig(embed_dim=D, fusion="weighted"), TOKENS)
     with torch.no_grad():
         fusion.logits.copy_(torch.tensor([0.0, 1.0]))
     text, image = _outputs()
@@ -94,7 +121,7 @@ def test_weighted_fusion_is_a_learned_convex_combination() -> None:
 
 
 def test_joint_features_are_normalised_and_end_with_cosine() -> None:
-    fusion = build_fusion(D, ModelConfig(embed_dim=D, fusion="joint"))
+    fusion = build_fusion(D, ModelConfig(embed_dim=D, fusion="joint"), TOKENS)
     out = fusion(*_outputs())
     zt, zi = out[:, :D], out[:, D : 2 * D]
     torch.testing.assert_close(zt.norm(dim=-1), torch.ones(3))
@@ -104,7 +131,8 @@ def test_joint_features_are_normalised_and_end_with_cosine() -> None:
 
 def test_cross_attention_uses_the_image_patches() -> None:
     torch.manual_seed(0)
-    fusion = build_fusion(D, ModelConfig(embed_dim=D, fusion="cross_attention", num_heads=2))
+    cfg = ModelConfig(embed_dim=D, fusion="cross_attention", num_heads=2, attention_maps=())
+    fusion = build_fusion(D, cfg, TOKENS)
     text, image = _outputs()
     shuffled = EncoderOutput(image.tokens.flip(1) * 2, image.mask, image.pooled)
     before, after = fusion(text, image), fusion(text, shuffled)
@@ -127,3 +155,46 @@ def test_attention_gate_decides_whether_repeated_keys_add_up(gate: str) -> None:
         torch.testing.assert_close(once, twice)
     else:
         torch.testing.assert_close(twice - bias, 2 * (once - bias))
+
+
+def test_context_map_averages_the_weights_over_real_queries() -> None:
+    weights = torch.tensor([[[[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]]]])  # (B=1, h=1, Tq=3, Tk=2)
+    attention = Attention(torch.zeros(1, 3, D), weights, torch.zeros_like(weights))
+    query_mask = torch.tensor([[True, True, False]])  # the third query is padding
+    torch.testing.assert_close(context_map(attention, query_mask), torch.tensor([[0.45, 0.55]]))
+    empty = context_map(attention, torch.zeros_like(query_mask))
+    torch.testing.assert_close(empty, torch.zeros(1, 2))
+
+
+def test_query_map_is_each_real_querys_best_score_over_real_keys() -> None:
+    scores = torch.tensor([[[[1.0, -2.0, 7.0], [0.5, 3.0, 8.0], [9.0, 9.0, 9.0]]]])
+    attention = Attention(torch.zeros(1, 3, D), torch.zeros_like(scores), scores)
+    query_mask = torch.tensor([[True, True, False]])
+    key_mask = torch.tensor([[True, True, False]])  # the 7 and 8 are on a padding key
+    torch.testing.assert_close(
+        query_map(attention, query_mask, key_mask), torch.tensor([[1.0, 3.0, 0.0]])
+    )
+    no_keys = query_map(attention, query_mask, torch.zeros_like(key_mask))
+    torch.testing.assert_close(no_keys, torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("direction", ["text_to_image", "both"])
+def test_attention_maps_follow_the_image_patches(direction: str) -> None:
+    """Moving the image patches moves their map with them: the map says *where*."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        embed_dim=D, fusion="cross_attention", num_heads=2, cross_attention_direction=direction
+    )
+    fusion = build_fusion(D, cfg, TOKENS)
+    text, image = _outputs()
+    order = torch.tensor([2, 0, 3, 1])
+    moved = EncoderOutput(image.tokens[:, order], image.mask, image.pooled)
+    heads, t_image = 2, TOKENS.image
+    maps = fusion(text, image)[:, D : D + heads * t_image].view(3, heads, t_image)
+    moved_maps = fusion(text, moved)[:, D : D + heads * t_image].view(3, heads, t_image)
+    torch.testing.assert_close(moved_maps, maps[..., order])
+    assert not torch.allclose(maps[0], maps[0, :, order])
+    if direction == "both":  # the text map averages over the patches: their order is moot
+        text_map = slice(2 * D + heads * t_image, None)
+        before, after = fusion(text, image)[:, text_map], fusion(text, moved)[:, text_map]
+        torch.testing.assert_close(after, before)
