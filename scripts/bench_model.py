@@ -4,13 +4,16 @@
 
 Builds the default model (cnn image encoder + transformer text encoder) on vqa's observation
 space for each fusion, times `forward_train` plus a backward pass of a PPO-like loss over
-random observations, and reports samples/s and parameter counts per part.
+random observations, and reports samples/s and parameter counts per part. Timings on a shared
+machine drift by 10-20% from run to run, so the fusions take turns for `--rounds` rounds and
+each reports its median round.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from typing import Any
 
@@ -56,12 +59,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per fusion and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     env = MyMultimodalEnv(task="vqa")
     batch = random_batch(env, args.batch)
+    models: dict[str, MultimodalModel] = {}
     rows: dict[str, dict[str, Any]] = {}
     for fusion in FUSIONS:
         model = MultimodalModel(
@@ -73,16 +78,24 @@ def main() -> None:
             name: sum(count_parameters(getattr(model, name)))
             for name in ("text_encoder", "image_encoder", "fusion", "output")
         }
-        rows[fusion] = {
-            "samples_per_s": time_model(model, batch, args.seconds),
-            "params": sum(parts.values()),
-            "params_by_part": parts,
-        }
+        models[fusion] = model
+        rows[fusion] = {"rounds": [], "params": sum(parts.values()), "params_by_part": parts}
+    for _ in range(args.rounds):
+        for fusion, model in models.items():
+            rows[fusion]["rounds"].append(time_model(model, batch, args.seconds))
+    for row in rows.values():
+        row["samples_per_s"] = statistics.median(row["rounds"])
     print(f"{'fusion':16s} {'fwd+bwd samples/s':>18s} {'params':>9s}")
     for fusion, r in rows.items():
         print(f"{fusion:16s} {r['samples_per_s']:18,.0f} {r['params']:9,d}")
     if args.out:
-        meta = {"batch": args.batch, "threads": args.threads, "torch": torch.__version__}
+        meta = {
+            "batch": args.batch,
+            "threads": args.threads,
+            "rounds": args.rounds,
+            "seconds": args.seconds,
+            "torch": torch.__version__,
+        }
         with open(args.out, "w") as fh:
             json.dump({"meta": meta, "results": rows}, fh, indent=2)
 
