@@ -17,6 +17,11 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "feedback_reward": ("env_runners", "feedback/reward_mean"),
     "labels": ("env_runners", "feedback/labels_lifetime"),
     "agreement": ("env_runners", "feedback/agreement"),
+    # RLHF (feedback.source=reward_model): the hub's label mix and reward-model quality.
+    "label_queries": ("feedback", "queries"),
+    "label_ties": ("feedback", "ties"),
+    "rm_version": ("feedback", "rm_version"),
+    "rm_accuracy": ("feedback", "rm_accuracy"),
     "time_total_s": ("time_total_s",),
     "time_this_iter_s": ("time_this_iter_s",),
 }
