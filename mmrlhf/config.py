@@ -44,6 +44,11 @@ class TrainingConfig(_Section):
     entropy_coeff: float = Field(0.01, ge=0)
     vf_loss_coeff: float = Field(0.5, ge=0)
     grad_clip: float | None = Field(0.5, gt=0)
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="Decoupled weight decay (AdamW) of the policy's parameters; 0 = Adam.",
+    )
     kl_coeff: float = Field(
         0.2,
         ge=0,

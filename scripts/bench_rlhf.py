@@ -71,6 +71,10 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
             else 1.0
         ),
         "train_accuracy_last_iter": final.get("accuracy"),
+        # Queries asked and how many came back as ties (both answers equally good: no signal
+        # about which is better), from the hub's totals.
+        "label_queries": final.get("label_queries"),
+        "label_ties": final.get("label_ties"),
         "wall_s": round(wall, 1),
         "curve": [(r.get("episodes"), r.get("accuracy"), r.get("labels")) for r in result.history],
     }

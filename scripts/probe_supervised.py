@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="> 0: AdamW")
     parser.add_argument("--eval-every", type=int, default=50_000)
     parser.add_argument("--eval-size", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
@@ -49,13 +50,15 @@ def main() -> None:
     model_cfg = ModelConfig(**parse_overrides(args.model))
     points = probe(
         env_cfg, model_cfg, samples=args.samples, batch_size=args.batch, lr=args.lr,
-        eval_every=args.eval_every, eval_size=args.eval_size, seed=args.seed, on_point=show,
+        weight_decay=args.weight_decay, eval_every=args.eval_every, eval_size=args.eval_size,
+        seed=args.seed, on_point=show,
     )  # fmt: skip
     if args.out:
         result = {
             "env": env_cfg.model_dump(mode="json"),
             "model": model_cfg.to_rllib(),
             "lr": args.lr,
+            "weight_decay": args.weight_decay,
             "batch": args.batch,
             "seed": args.seed,
             "curve": [dataclasses.asdict(p) for p in points],

@@ -74,6 +74,7 @@ def apply_feedback(config: ConfigT, feedback: FeedbackConfig) -> ConfigT:
             )
         config.learners(
             learner_config_dict={
+                **(config.learner_config_dict or {}),  # keep what the trainer set
                 KL_COEFF_CONFIG: feedback.kl_coeff,
                 KL_REFERENCE_CONFIG: feedback.kl_reference,
             }

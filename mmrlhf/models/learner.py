@@ -22,6 +22,11 @@ checkpoint or a module directory). Both numbers are logged under the module id a
 ``feedback/kl`` and ``feedback/kl_coeff``. ``apply_feedback`` fills these keys from
 ``FeedbackConfig.kl_coeff`` / ``kl_reference``. Note that PPO's own ``kl_coeff`` is a different
 thing: a penalty toward the *previous* policy.
+
+Weight decay: with ``learner_config_dict[WEIGHT_DECAY_CONFIG] > 0`` (``training.weight_decay``)
+the optimizer is AdamW with that decoupled decay instead of RLlib's plain Adam. It keeps the
+policy from growing large text-only priors ("circles are never green") that override what the
+image shows on held-out colour-shape pairs (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ CONTRASTIVE_LOSS_KEY = "contrastive_loss"
 # learner_config_dict keys of the KL penalty toward a reference policy.
 KL_COEFF_CONFIG = "mmrlhf_kl_coeff"
 KL_REFERENCE_CONFIG = "mmrlhf_kl_reference"
+# learner_config_dict key of decoupled weight decay (AdamW instead of Adam when > 0).
+WEIGHT_DECAY_CONFIG = "mmrlhf_weight_decay"
 # Metric keys (under result["learners"][module_id]).
 KL_KEY = "feedback/kl"
 KL_COEFF_KEY = "feedback/kl_coeff"
@@ -76,6 +83,22 @@ def load_reference_module(path: str | Path) -> RLModule:
 class MultimodalPPOLearner(PPOTorchLearner):
     """``PPOTorchLearner`` plus the InfoNCE auxiliary loss of ``MultimodalModel`` and an
     optional KL penalty toward a frozen reference policy."""
+
+    @override(PPOTorchLearner)
+    def configure_optimizers_for_module(self, module_id: ModuleID, config: Any = None) -> None:
+        """RLlib's Adam, or AdamW when ``training.weight_decay`` > 0 (same lr schedule)."""
+        extra = self.config.learner_config_dict or {}
+        weight_decay = float(extra.get(WEIGHT_DECAY_CONFIG, 0.0) or 0.0)
+        if weight_decay <= 0.0:
+            super().configure_optimizers_for_module(module_id, config)
+            return
+        params = self.get_parameters(self._module[module_id])
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer=torch.optim.AdamW(params, weight_decay=weight_decay),
+            params=params,
+            lr_or_lr_schedule=(config or self.config).lr,
+        )
 
     @override(PPOTorchLearner)
     def build(self) -> None:

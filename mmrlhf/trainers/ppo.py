@@ -11,6 +11,7 @@ from mmrlhf.config import ExperimentConfig
 from mmrlhf.envs import RLLIB_NAME
 from mmrlhf.models import MultimodalPPOLearner, model_spec
 from mmrlhf.models.finished_rows import finished_rows_connector
+from mmrlhf.models.learner import WEIGHT_DECAY_CONFIG
 
 
 def env_config_dict(cfg: ExperimentConfig, **overrides: Any) -> dict[str, Any]:
@@ -37,7 +38,11 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
             num_cpus_per_env_runner=t.num_cpus_per_env_runner,
             env_to_module_connector=finished_rows_connector,
         )
-        .learners(num_learners=t.num_learners, learner_class=MultimodalPPOLearner)
+        .learners(
+            num_learners=t.num_learners,
+            learner_class=MultimodalPPOLearner,
+            learner_config_dict={WEIGHT_DECAY_CONFIG: t.weight_decay},
+        )
         .training(
             lr=t.lr,
             gamma=t.gamma,

@@ -110,6 +110,7 @@ def probe(
     samples: int,
     batch_size: int = 128,
     lr: float = 1e-3,
+    weight_decay: float = 0.0,
     eval_every: int = 10_000,
     eval_size: int = 2000,
     seed: int = 0,
@@ -118,7 +119,8 @@ def probe(
     """Train a fresh model on `samples` oracle-labelled episodes; evaluate every `eval_every`.
 
     Each training batch is drawn fresh from the train split (no sample is seen twice); the
-    evaluation sets are fixed draws from each split.
+    evaluation sets are fixed draws from each split. `weight_decay` > 0 trains with AdamW, as
+    `training.weight_decay` does for PPO.
     """
     torch.manual_seed(seed)
     train_env = MyMultimodalEnv(env_cfg.model_copy(update={"split": "train"}))
@@ -129,7 +131,11 @@ def probe(
         env.reset(seed=seed + 1 + i)
         eval_sets[split] = oracle_batch(env, eval_size)
     model = build_model(train_env, model_cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = (
+        torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        if weight_decay > 0
+        else torch.optim.Adam(model.parameters(), lr=lr)
+    )
     points: list[ProbePoint] = []
     seen, next_eval, start = 0, eval_every, time.perf_counter()
     while seen < samples:

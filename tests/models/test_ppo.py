@@ -14,7 +14,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from mmrlhf.models import ModelConfig, MultimodalModel, MultimodalPPOLearner, model_spec
-from mmrlhf.models.learner import CONTRASTIVE_LOSS_KEY
+from mmrlhf.models.learner import CONTRASTIVE_LOSS_KEY, WEIGHT_DECAY_CONFIG
 
 envs = pytest.importorskip("mmrlhf.envs", reason="the env package is not there yet")
 
@@ -108,3 +108,21 @@ def test_ppo_remote_env_runner_value_trunk_contrastive_loss_and_frozen_text(
             assert keys and (any(changed) if moved else not any(changed)), prefix
     finally:
         algo.stop()
+
+
+def test_weight_decay_switches_the_optimizer_to_adamw(ray_session: None) -> None:
+    config = _ppo_config(ModelConfig(), num_env_runners=0)
+    algo = config.learners(learner_config_dict={WEIGHT_DECAY_CONFIG: 0.05}).build_algo()
+    try:
+        optimizer = algo.learner_group._learner.get_optimizer("default_policy")
+        assert isinstance(optimizer, torch.optim.AdamW)
+        assert optimizer.param_groups[0]["weight_decay"] == 0.05
+        _train_twice(algo)
+    finally:
+        algo.stop()
+    plain = _ppo_config(ModelConfig(), num_env_runners=0).build_algo()
+    try:
+        optimizer = plain.learner_group._learner.get_optimizer("default_policy")
+        assert type(optimizer) is torch.optim.Adam
+    finally:
+        plain.stop()

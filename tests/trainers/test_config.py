@@ -78,3 +78,16 @@ def test_ppo_config_carries_training_and_sampling_settings() -> None:
     assert build_ppo_config(load_config(None, [])).use_kl_loss  # RLlib's default stays on
     with_feedback = build_ppo_config(load_config(None, ["feedback.enabled=true"]))
     assert with_feedback.env_runner_cls is CompleteEpisodesEnvRunner
+
+
+def test_weight_decay_reaches_the_learner_next_to_the_rlhf_kl_settings() -> None:
+    from mmrlhf.models.learner import KL_COEFF_CONFIG, WEIGHT_DECAY_CONFIG
+    from mmrlhf.trainers.ppo import build_ppo_config
+
+    ppo = build_ppo_config(
+        load_config(None, ["training.weight_decay=0.05", "feedback.kl_coeff=0.1"])
+    )
+    assert ppo.learner_config_dict[WEIGHT_DECAY_CONFIG] == 0.05
+    assert ppo.learner_config_dict[KL_COEFF_CONFIG] == 0.1
+    with pytest.raises(ConfigError, match="weight_decay"):
+        load_config(None, ["training.weight_decay=-1"])
