@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mmrlhf.models import ModelConfig
+from mmrlhf.models.base import TokenCounts, count_tokens
 from mmrlhf.models.image_encoders import build_image_encoder
 from mmrlhf.models.spaces import parse_observation_space
 from mmrlhf.models.text_encoders import build_text_encoder
@@ -68,6 +69,10 @@ def test_image_encoder_shapes(kind: str, h: int, w: int, tiny_clip_vision_dir: P
     assert out.mask.shape == (3, n_tokens) and out.mask.all()
     assert out.pooled.shape == (3, D)
     assert torch.isfinite(out.tokens).all()
+    # What sizes the attention maps: a dry run finds the same count for every encoder kind.
+    layout = parse_observation_space(space)
+    text = build_text_encoder(layout, cfg)
+    assert count_tokens(text, encoder, layout) == TokenCounts(text=layout.text_len, image=n_tokens)
 
 
 def test_images_are_scaled_inside_the_model() -> None:
