@@ -173,9 +173,9 @@ def query_map(attention: Attention, query_mask: torch.Tensor, key_mask: torch.Te
 class CrossAttentionBlock(nn.Module):
     """Queries attend to a context; residual + layer norm; masked mean over the queries.
 
-    The output is the pooled attended queries (D), then the requested ``maps`` in order:
-    ``context`` (:func:`context_map`, ``num_heads * context_tokens`` features) and ``query``
-    (:func:`query_map`, ``num_heads * query_tokens``).
+    The output is the pooled attended queries (D), then the requested ``maps`` in the order
+    given: ``context`` (:func:`context_map`, ``num_heads * context_tokens`` features) and
+    ``query`` (:func:`query_map`, ``num_heads * query_tokens``).
     """
 
     def __init__(
