@@ -357,21 +357,15 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-    from mmrlhf.models.base import count_tokens
-    from mmrlhf.models.fusion import build_fusion
-    from mmrlhf.models.image_encoders import build_image_encoder
     from mmrlhf.models.spaces import parse_observation_space
-    from mmrlhf.models.text_encoders import build_text_encoder
+    from mmrlhf.models.trunk import build_trunk
 
     class MultimodalTrunk(BaseFeaturesExtractor):
         """`MultimodalModel`'s trunk: text encoder + image encoder + fusion -> (B, F)."""
 
         def __init__(self, observation_space: gym.spaces.Dict) -> None:
             layout = parse_observation_space(observation_space)
-            text = build_text_encoder(layout, model_cfg)
-            image = build_image_encoder(layout, model_cfg)
-            tokens = count_tokens(text, image, layout)
-            fusion = build_fusion(model_cfg.embed_dim, model_cfg, tokens)
+            text, image, fusion = build_trunk(layout, model_cfg)
             super().__init__(observation_space, features_dim=fusion.output_dim)
             self.text_encoder, self.image_encoder, self.fusion = text, image, fusion
 

@@ -32,13 +32,10 @@ import torch
 from torch import nn
 
 from mmrlhf.feedback.samples import SampleTensors
-from mmrlhf.models.base import count_tokens
 from mmrlhf.models.config import ModelConfig
-from mmrlhf.models.fusion import build_fusion
 from mmrlhf.models.heads import mlp
-from mmrlhf.models.image_encoders import build_image_encoder
 from mmrlhf.models.spaces import ObservationLayout
-from mmrlhf.models.text_encoders import build_text_encoder
+from mmrlhf.models.trunk import build_trunk
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +93,7 @@ class RewardModel(nn.Module):
         super().__init__()
         cfg = spec.model_config()
         layout = spec.layout()
-        self.text_encoder = build_text_encoder(layout, cfg)
-        self.image_encoder = build_image_encoder(layout, cfg)
-        tokens = count_tokens(self.text_encoder, self.image_encoder, layout)
-        self.fusion = build_fusion(cfg.embed_dim, cfg, tokens)
+        self.text_encoder, self.image_encoder, self.fusion = build_trunk(layout, cfg)
         features = self.fusion.output_dim
         self.context = mlp(features, cfg.hidden_sizes, cfg.embed_dim, out_gain=1.0)
         self.head = mlp(features + 2 * cfg.embed_dim, cfg.hidden_sizes, 1, out_gain=0.01)

@@ -27,14 +27,13 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
 from torch import nn
 
-from mmrlhf.models.base import Encoder, EncoderOutput, count_parameters, count_tokens
+from mmrlhf.models.base import Encoder, EncoderOutput, count_parameters
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.finished_rows import FINISHED
-from mmrlhf.models.fusion import Fusion, build_fusion
+from mmrlhf.models.fusion import Fusion
 from mmrlhf.models.heads import PolicyValueHeads
-from mmrlhf.models.image_encoders import build_image_encoder
 from mmrlhf.models.spaces import ObservationLayout, parse_observation_space
-from mmrlhf.models.text_encoders import build_text_encoder
+from mmrlhf.models.trunk import build_trunk
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +119,7 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         self._log_sizes()
 
     def _build_trunk(self) -> tuple[Encoder, Encoder, Fusion]:
-        cfg = self.mm_config
-        text = build_text_encoder(self.layout, cfg)
-        image = build_image_encoder(self.layout, cfg)
-        tokens = count_tokens(text, image, self.layout)
-        return text, image, build_fusion(cfg.embed_dim, cfg, tokens)
+        return build_trunk(self.layout, self.mm_config)
 
     def _log_sizes(self) -> None:
         parts = ["text_encoder", "image_encoder", "fusion", "output", "value_encoder"]
