@@ -6,7 +6,7 @@
     mmrlhf jobs status|logs|stop JOB_ID --address http://HEAD:8265
     mmrlhf eval CHECKPOINT [--split test] [--episodes N] [--out FILE.json]
     mmrlhf plot RESULTS_DIR [--out curves.png]
-    mmrlhf reward-model eval RM_CHECKPOINT --pairs CONFIG.yaml|PAIRS.npz [--out FILE.json]
+    mmrlhf reward-model eval RM_CHECKPOINT --pairs CONFIG.yaml|PAIRS.npz [--distractor swap]
     mmrlhf label EXP_DIR [--port 8765] [--token T] [--demo N]   # human labelling page
     mmrlhf env show --task vqa --episodes 8 --out sheet.png   # contact sheet of episodes
     mmrlhf env info --task caption                            # spaces and action meanings
@@ -125,7 +125,9 @@ def cmd_label(args: argparse.Namespace) -> int:
 def cmd_reward_model_eval(args: argparse.Namespace) -> int:
     from mmrlhf.trainers.reward_model import evaluate_reward_model
 
-    metrics = evaluate_reward_model(args.checkpoint, args.pairs, n_pairs=args.n_pairs)
+    metrics = evaluate_reward_model(
+        args.checkpoint, args.pairs, n_pairs=args.n_pairs, distractor=args.distractor
+    )
     print(json.dumps(metrics, indent=2, default=str))
     write_json(args.out, metrics)
     return 0
@@ -254,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--pairs", required=True, help="a .npz pairs file, or an experiment YAML to draw from"
     )
     rm_eval.add_argument("--n-pairs", type=int, default=500)
+    rm_eval.add_argument(
+        "--distractor",
+        choices=("random", "swap"),
+        default="random",
+        help="generated pairs' worse answer: random (easy), or swap (the right answer for "
+        "another image with the same prompt: needs the image)",
+    )
     rm_eval.add_argument("--out", help="write the metrics as JSON here")
     rm_eval.set_defaults(func=cmd_reward_model_eval)
 

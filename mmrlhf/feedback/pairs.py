@@ -1,17 +1,27 @@
 """Offline labelled pairs from the env: reward-model training data and held-out test sets.
 
-A pair is two rollouts of the same scene and prompt (the env reset with the same seed), one
-by a mostly-oracle policy and one by a mostly-random policy, ordered by their ground-truth
-scores (pairs with equal scores are dropped). Which one is shown first is a coin flip, so
-position carries no signal. Pairs are saved to / loaded from a compressed `.npz` file.
+A pair is two rollouts of the same scene and prompt (the env reset with the same seed), ordered
+by their ground-truth scores (pairs with equal scores are dropped). The first is the oracle's;
+the second, the distractor, is
+
+- `random`: a mostly-random policy's. Easy: most random answers are not even the right kind of
+  word ("two" to a colour question), so this mostly measures whether the reward model knows
+  what kind of answer a question wants;
+- `swap`: the oracle's answer to *another* scene with the same prompt, replayed on this one: a
+  sensible answer, right for a different image. Only a reward model that looks at the image
+  tells these apart, and an RLHF policy's wrong answers look like this once it has learnt
+  the answer format.
+
+Which one is shown first is a coin flip, so position carries no signal. Pairs are saved to /
+loaded from a compressed `.npz` file.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,6 +33,8 @@ from mmrlhf.feedback.samples import EpisodeSample, encode_response
 logger = logging.getLogger(__name__)
 
 DEFAULT_RESPONSE_LEN = 8
+Distractor = Literal["random", "swap"]
+DISTRACTORS: tuple[str, ...] = ("random", "swap")
 _FIELDS = ("image", "prompt_ids", "response_ids", "score")
 
 
@@ -34,20 +46,29 @@ def rollout(
     rng: np.random.Generator,
     response_len: int,
     episode_id: str,
-) -> EpisodeSample:
-    """Play one episode from `env.reset(seed=seed)`; each step takes the oracle action with
-    probability `oracle_prob`, else a uniformly random one."""
+    replay: Sequence[int] | None = None,
+) -> tuple[EpisodeSample, list[int]]:
+    """Play one episode from `env.reset(seed=seed)`; return its sample and the actions taken.
+
+    Each step replays the next action of `replay` if given (random actions once it runs
+    out), else takes the oracle action with probability `oracle_prob` and a uniformly random
+    one otherwise.
+    """
     obs, info = env.reset(seed=seed)
     image, prompt_ids = obs["image"].copy(), obs["text"].copy()
+    actions: list[int] = []
     done = False
     while not done:
-        if rng.random() < oracle_prob:
+        if replay is not None and len(actions) < len(replay):
+            action = int(replay[len(actions)])
+        elif replay is None and rng.random() < oracle_prob:
             action = int(info["oracle_action"])
         else:
             action = int(rng.integers(env.action_space.n))
+        actions.append(action)
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
-    return EpisodeSample(
+    sample = EpisodeSample(
         episode_id=episode_id,
         image=image,
         prompt_ids=prompt_ids,
@@ -56,6 +77,7 @@ def rollout(
         prompt=str(info["prompt"]),
         response=str(info["response"]),
     )
+    return sample, actions
 
 
 def oracle_pairs(
@@ -65,6 +87,7 @@ def oracle_pairs(
     seed: int = 0,
     response_len: int = DEFAULT_RESPONSE_LEN,
     oracle_probs: tuple[float, float] = (1.0, 0.0),
+    distractor: Distractor = "random",
     max_tries: int | None = None,
 ) -> tuple[list[EpisodeSample], list[PreferenceLabel]]:
     """`n_pairs` oracle-ordered pairs of rollouts (see the module docstring).
@@ -74,29 +97,44 @@ def oracle_pairs(
         n_pairs: Pairs wanted.
         seed: Seeds scenes (seed * 1_000_003 + i) and the policies' randomness.
         response_len: Padded response length of the samples.
-        oracle_probs: Oracle-action probability of the first and second rollout.
+        oracle_probs: Oracle-action probability of the first and (`random`) second rollout.
+        distractor: `random` or `swap` (the second rollout replays the first rollout of an
+            earlier scene with the same prompt; scenes whose prompt was not seen yet only
+            supply answers for later ones).
         max_tries: Scenes tried at most (default 20 * n_pairs).
 
     Returns:
         The samples (two per pair) and one strict preference label per pair.
 
     Raises:
+        ValueError: For an unknown `distractor`.
         RuntimeError: If too few scenes gave pairs with different scores.
     """
+    if distractor not in DISTRACTORS:
+        raise ValueError(f"distractor must be one of {DISTRACTORS}, got {distractor!r}")
     env = MyMultimodalEnv(env_config)
     rng = np.random.default_rng(seed)
     samples: list[EpisodeSample] = []
     labels: list[PreferenceLabel] = []
+    donors: dict[str, list[int]] = {}  # prompt -> the latest first-rollout actions for it
     tries = max_tries if max_tries is not None else 20 * n_pairs
     for i in range(tries):
         if len(labels) >= n_pairs:
             break
         scene_seed = seed * 1_000_003 + i
-        a, b = (
-            rollout(env, seed=scene_seed, oracle_prob=p, rng=rng, response_len=response_len,
-                    episode_id=f"pair{seed}-{i}-{j}")
-            for j, p in enumerate(oracle_probs)
-        )  # fmt: skip
+        common = {"seed": scene_seed, "rng": rng, "response_len": response_len}
+        a, actions = rollout(env, oracle_prob=oracle_probs[0], episode_id=f"pair{seed}-{i}-0",
+                             **common)  # fmt: skip
+        if distractor == "swap":
+            donor = donors.get(a.prompt_key)
+            donors[a.prompt_key] = actions
+            if donor is None:
+                continue
+            b, _ = rollout(env, oracle_prob=0.0, replay=donor, episode_id=f"pair{seed}-{i}-1",
+                           **common)  # fmt: skip
+        else:
+            b, _ = rollout(env, oracle_prob=oracle_probs[1], episode_id=f"pair{seed}-{i}-1",
+                           **common)  # fmt: skip
         if a.score == b.score:
             continue
         if rng.random() < 0.5:

@@ -18,7 +18,7 @@ from typing import Any
 
 from mmrlhf.envs.config import EnvConfig
 from mmrlhf.feedback.config import FeedbackConfig
-from mmrlhf.feedback.pairs import load_pairs, oracle_pairs, save_pairs
+from mmrlhf.feedback.pairs import Distractor, load_pairs, oracle_pairs, save_pairs
 from mmrlhf.feedback.preferences import PreferenceLabel
 from mmrlhf.feedback.reward_model import RewardEnsemble, load_reward_model, save_reward_model
 from mmrlhf.feedback.rlhf import make_spec, trainer_settings
@@ -44,7 +44,7 @@ def env_config_from(source: str | Path | EnvConfig | Mapping[str, Any]) -> EnvCo
 
 
 def _pairs(
-    source: PairsSource, n_pairs: int, *, seed: int, response_len: int
+    source: PairsSource, n_pairs: int, *, seed: int, response_len: int, distractor: Distractor
 ) -> tuple[list[EpisodeSample], list[PreferenceLabel]]:
     if isinstance(source, str | Path) and Path(source).suffix == ".npz":
         samples, labels = load_pairs(source)
@@ -53,7 +53,10 @@ def _pairs(
             keep = {i for lab in labels for i in lab.episode_ids}
             samples = [s for s in samples if s.episode_id in keep]
         return samples, labels
-    return oracle_pairs(env_config_from(source), n_pairs, seed=seed, response_len=response_len)
+    return oracle_pairs(
+        env_config_from(source), n_pairs, seed=seed, response_len=response_len,
+        distractor=distractor,
+    )  # fmt: skip
 
 
 def make_pairs(
@@ -63,11 +66,14 @@ def make_pairs(
     n_pairs: int = 500,
     seed: int = EVAL_SEED,
     response_len: int = 8,
+    distractor: Distractor = "random",
 ) -> dict[str, Any]:
-    """Write `n_pairs` oracle-ordered pairs of `env` to `out` (.npz); return a summary."""
+    """Write `n_pairs` oracle-ordered pairs of `env` to `out` (.npz); return a summary
+    (`distractor`: see `feedback.pairs`)."""
     samples, labels = oracle_pairs(
-        env_config_from(env), n_pairs, seed=seed, response_len=response_len
-    )
+        env_config_from(env), n_pairs, seed=seed, response_len=response_len,
+        distractor=distractor,
+    )  # fmt: skip
     path = save_pairs(out, samples, labels)
     return {"pairs": len(labels), "path": str(path)}
 
@@ -78,6 +84,7 @@ def evaluate_reward_model(
     n_pairs: int = 500,
     *,
     seed: int = EVAL_SEED,
+    distractor: Distractor = "random",
 ) -> dict[str, Any]:
     """Preference accuracy of a saved reward model on held-out labelled pairs.
 
@@ -87,6 +94,8 @@ def evaluate_reward_model(
             `EnvConfig`, a mapping of its fields, or an experiment YAML path.
         n_pairs: Pairs to use (generated, or the first of the file).
         seed: Seed of generated pairs (default far from training seeds).
+        distractor: The generated pairs' worse answer: `random` (easy) or `swap` (the right
+            answer for another image with the same prompt; see `feedback.pairs`).
 
     Returns:
         `preference_accuracy` (fraction of pairs whose preferred episode gets the higher
@@ -95,8 +104,9 @@ def evaluate_reward_model(
     """
     ensemble, meta = load_reward_model(checkpoint)
     samples, labels = _pairs(
-        pairs, n_pairs, seed=seed, response_len=int(meta["spec"]["response_len"])
-    )
+        pairs, n_pairs, seed=seed, response_len=int(meta["spec"]["response_len"]),
+        distractor=distractor,
+    )  # fmt: skip
     trainer = RewardModelTrainer(ensemble)
     trainer.samples = {s.episode_id: s for s in samples}
     result = trainer.evaluate(labels)
@@ -105,6 +115,7 @@ def evaluate_reward_model(
         "preference_accuracy": result["accuracy"],
         "pairs": result["pairs"],
         "mean_uncertainty": float(std.mean()) if len(samples) else math.nan,
+        "distractor": distractor,
         "version": meta.get("version"),
         "labels": meta.get("labels"),
         "checkpoint": str(checkpoint),

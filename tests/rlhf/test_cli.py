@@ -19,3 +19,12 @@ def test_reward_model_eval_command(tmp_path: Path) -> None:
     assert main(argv) == 0
     metrics = json.loads(out.read_text())
     assert metrics["pairs"] > 0 and 0.0 <= metrics["preference_accuracy"] <= 1.0
+
+    # Pairs drawn from an experiment config, with the hard (swapped-answer) distractor.
+    config = tmp_path / "exp.yaml"
+    config.write_text(json.dumps({"env": ENV}))  # JSON is YAML
+    argv = ["reward-model", "eval", trained["checkpoint"], "--pairs", str(config),
+            "--n-pairs", "20", "--distractor", "swap", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    swap = json.loads(out.read_text())
+    assert swap["distractor"] == "swap" and swap["pairs"] == 20

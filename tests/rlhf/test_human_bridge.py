@@ -73,7 +73,7 @@ def env_samples() -> list[EpisodeSample]:
             rng=rng,
             response_len=TINY_RM["rm_response_len"],
             episode_id=f"ep-{i}",
-        )
+        )[0]
         for i in range(6)
     ]
     env.close()

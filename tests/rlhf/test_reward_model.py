@@ -139,3 +139,26 @@ def test_pairs_file_and_evaluate_reward_model(tmp_path: Path, tiny_spec: RewardM
     assert made["pairs"] == 5
     from_env = evaluate_reward_model(tmp_path / "rm", env, n_pairs=5)
     assert from_env["pairs"] == 5
+    swap = evaluate_reward_model(tmp_path / "rm", env, n_pairs=5, distractor="swap")
+    assert swap["pairs"] == 5 and swap["distractor"] == "swap"
+
+
+def test_swap_pairs_answer_the_same_question_for_another_image() -> None:
+    from mmrlhf.envs.scenes import COLORS, SHAPES
+
+    env = {"task": "vqa", "image_size": 16, "num_objects": 2, "question_types": ("color", "shape")}
+    samples, labels = oracle_pairs(env, 20, seed=5, response_len=2, distractor="swap")
+    by_id = {s.episode_id: s for s in samples}
+    for lab in labels:
+        better, worse = (lab.a, lab.b) if lab.p_a == 1.0 else (lab.b, lab.a)
+        right, wrong = by_id[better], by_id[worse]
+        assert np.array_equal(right.image, wrong.image) and right.prompt == wrong.prompt
+        assert (right.score, wrong.score) == (1.0, 0.0)
+        # The wrong answer is a sensible one: the same kind of word as the right answer.
+        kind = COLORS if right.response in COLORS else SHAPES
+        assert right.response in kind and wrong.response in kind
+        assert wrong.response != right.response
+    # Position carries no signal: the better answer comes first about half the time.
+    assert 5 <= sum(lab.p_a == 1.0 for lab in labels) <= 15
+    with pytest.raises(ValueError, match="distractor must be one of"):
+        oracle_pairs(env, 2, distractor="other")  # type: ignore[arg-type]
