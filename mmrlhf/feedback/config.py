@@ -129,6 +129,21 @@ class FeedbackConfig(BaseModel):
     rm_epochs: float = Field(4.0, gt=0.0, description="Passes over the labels per iteration.")
     rm_min_steps: int = Field(50, ge=1, description="Minibatches per iteration at least.")
     rm_max_steps: int = Field(400, ge=1, description="Minibatches per iteration at most.")
+    rm_pretrain_steps: int = Field(
+        0,
+        ge=0,
+        description="Contrastive (InfoNCE image-prompt) steps on unlabelled pool episodes "
+        "before and while the first labels train (semi-supervised; 0 = off).",
+    )
+    rm_pretrain_per_iter: int = Field(
+        200, ge=1, description="Of those steps, at most this many per iteration."
+    )
+    rm_pretrain_min_pool: int = Field(
+        512, ge=2, description="Pool episodes needed before contrastive steps start."
+    )
+    rm_contrastive_batch: int = Field(
+        256, ge=2, description="Unlabelled episodes per member and contrastive step."
+    )
 
     # RLHF: queries and the simulated preference rater.
     query_mode: Literal["random", "active"] = Field(

@@ -149,6 +149,24 @@ def oracle_pairs(
     return samples, labels
 
 
+def random_episodes(
+    env_config: EnvConfig | Mapping[str, Any],
+    n: int,
+    *,
+    seed: int = 0,
+    response_len: int = DEFAULT_RESPONSE_LEN,
+) -> list[EpisodeSample]:
+    """`n` episodes of a uniformly random policy (scenes seeded from `seed`, apart from
+    `oracle_pairs`' scenes): unlabelled data for contrastive reward-model pretraining."""
+    env = MyMultimodalEnv(env_config)
+    rng = np.random.default_rng([seed, 1])
+    return [
+        rollout(env, seed=(seed + 1) * 7_000_003 + i, oracle_prob=0.0, rng=rng,
+                response_len=response_len, episode_id=f"unlabelled{seed}-{i}")[0]
+        for i in range(n)
+    ]  # fmt: skip
+
+
 def save_pairs(
     path: str | Path, samples: list[EpisodeSample], labels: list[PreferenceLabel]
 ) -> Path:

@@ -108,6 +108,13 @@ class RewardModel(nn.Module):
         context = self.context(features)
         return self.head(torch.cat([features, answer, context * answer], dim=-1)).squeeze(-1)
 
+    def embeddings(
+        self, image: torch.Tensor, prompt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled image and prompt embeddings (B, D) each: what the contrastive term of
+        `RewardModelTrainer` aligns, so the encoders learn from unlabelled episodes too."""
+        return self.image_encoder(image).pooled, self.text_encoder(prompt.long()).pooled
+
 
 class RewardEnsemble(nn.Module):
     """N independently initialised `RewardModel`s.

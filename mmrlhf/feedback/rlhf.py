@@ -7,8 +7,10 @@ Per training iteration (`step`):
    EnvRunners sent (same prompt where possible; random or by ensemble disagreement);
 2. **labels**: the simulated `PreferenceRater` answers them, and the answers go through
    `add_labels`, the same entry point human labels use (budget enforced there);
-3. **training**: new labels are scored by the current model first (held-out accuracy), then
-   the ensemble trains on all labels so far;
+3. **training**: with `rm_pretrain_steps`, a share of contrastive steps on the unlabelled pool
+   comes first (`RewardModelTrainer.pretrain`; up to `rm_pretrain_per_iter` per step, so the
+   pool refreshes between them and no step runs long); new labels are scored by the current
+   model (held-out accuracy), then the ensemble trains on all labels so far;
 Human labels (`config.human_store` set): each step first writes a share of the episodes
 received since the last step to the label store for people (`human_enqueue_*`), then polls the
 store for labels that arrived and adds them through `add_labels` (see `feedback/human.py`).
@@ -85,6 +87,7 @@ def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
         epochs=config.rm_epochs,
         min_steps=config.rm_min_steps,
         max_steps=config.rm_max_steps,
+        contrastive_batch=config.rm_contrastive_batch,
         seed=config.seed,
     )
 
@@ -128,6 +131,7 @@ class RLHFState:
             self._human_rng = np.random.default_rng(np.random.SeedSequence([config.seed, 7003]))
             self.counts["human_enqueued"] = 0
         self.last_train: dict[str, Any] = {}
+        self.last_pretrain: dict[str, Any] = {}
         if config.rm_checkpoint:
             ensemble, meta = load_reward_model(config.rm_checkpoint)
             self._set_model(ensemble)
@@ -278,6 +282,20 @@ class RLHFState:
             return 0
         return self.add_labels(labels, samples) if labels else 0
 
+    def pretrain_round(self) -> int:
+        """Run this iteration's share of contrastive steps on the pool; return steps run."""
+        if self.trainer is None:
+            return 0
+        todo = min(self.config.rm_pretrain_per_iter,
+                   self.config.rm_pretrain_steps - self.trainer.pretrain_steps)  # fmt: skip
+        with self._data_lock:
+            ready = len(self.pool) >= self.config.rm_pretrain_min_pool
+            unlabeled = self.pool.samples() if ready and todo > 0 else []
+        if not unlabeled:
+            return 0
+        self.last_pretrain = self.trainer.pretrain(unlabeled, todo)
+        return todo
+
     def train_round(self) -> bool:
         """Train on all labels if new ones arrived, then publish; return whether it published."""
         if self.trainer is None:
@@ -303,6 +321,7 @@ class RLHFState:
             asked = 0
             if self.human is None or self.config.human_simulated:
                 asked = self.label_round(iteration)
+            self.pretrain_round()
             published = self.train_round()
         out: dict[str, Any] = {
             "labels_added": asked + human,
@@ -384,6 +403,8 @@ class RLHFState:
                 "rm_accuracy": self.accuracy(),
                 "rm_loss": self.last_train.get("loss", math.nan),
                 "rm_train_steps": 0 if self.trainer is None else self.trainer.steps,
+                "rm_pretrain_steps": 0 if self.trainer is None else self.trainer.pretrain_steps,
+                "rm_contrastive_loss": self.last_pretrain.get("contrastive_loss", math.nan),
                 "pool": len(self.pool),
                 "episodes_received": self.pool.received,
                 "env_runners_sending": sorted(self._senders),

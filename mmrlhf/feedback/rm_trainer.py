@@ -6,6 +6,12 @@ minibatch. Every member draws its own minibatches with replacement (a bootstrap,
 Christiano et al. 2017), so members disagree where the labels leave the reward open, which is
 what active query selection looks for.
 
+Labels are scarce but episodes are not. `pretrain` aligns each member's pooled image and prompt
+embeddings on unlabelled episodes (symmetric InfoNCE; identical prompts are not counted as
+negatives): a question names what is in its picture ("what colour is the circle?"), so the
+encoders learn colours and shapes from free data and the few labels only have to teach how an
+answer relates to them (semi-supervised reward learning; measured in docs/architecture.md).
+
 Accuracy on labels the model has not trained on is measured by `evaluate`; `add_labels`
 returns the accuracy on the new labels *before* they join the training set (progressive
 validation: a held-out number that costs no labels).
@@ -39,6 +45,7 @@ from mmrlhf.feedback.preferences import (
 )
 from mmrlhf.feedback.reward_model import RewardEnsemble, RewardModel
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
+from mmrlhf.models.contrastive import content_ids, info_nce
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +63,8 @@ class TrainerSettings:
         min_steps: Minibatches per `train` call at least (few labels still get fitted).
         max_steps: Cap on minibatches per `train` call (None = no cap).
         seed: Seeds the members' minibatch draws.
+        contrastive_batch: Unlabelled episodes per member and step of `pretrain`.
+        contrastive_temperature: InfoNCE softmax temperature of `pretrain`.
     """
 
     lr: float = 1e-3
@@ -65,6 +74,15 @@ class TrainerSettings:
     min_steps: int = 50
     max_steps: int | None = 400
     seed: int = 0
+    contrastive_batch: int = 256
+    contrastive_temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.contrastive_batch < 2 or self.contrastive_temperature <= 0:
+            raise ValueError(
+                f"need contrastive_batch >= 2 and contrastive_temperature > 0, got "
+                f"{self.contrastive_batch} and {self.contrastive_temperature}"
+            )
 
 
 class RewardModelTrainer:
@@ -85,6 +103,7 @@ class RewardModelTrainer:
         )
         self._rng = np.random.default_rng(self.settings.seed)
         self.steps = 0
+        self.pretrain_steps = 0
 
     # --- data -------------------------------------------------------------------------------
 
@@ -174,6 +193,51 @@ class RewardModelTrainer:
             losses.append(float(total.detach()) / len(self.ensemble))
         self.steps += steps
         return {"loss": float(np.mean(losses)), "steps": steps}
+
+    def pretrain(self, unlabeled: Sequence[EpisodeSample], steps: int) -> dict[str, Any]:
+        """Contrastive steps on unlabelled episodes: each member's pooled image and prompt
+        embeddings are aligned with symmetric InfoNCE (see the module docstring).
+
+        Args:
+            unlabeled: Episodes (their responses and scores are not used); at least two.
+            steps: Optimizer steps (each covers every member).
+
+        Returns:
+            `{"contrastive_loss": mean InfoNCE over the steps, "steps": steps}`.
+        """
+        if len(unlabeled) < 2:
+            raise ValueError(f"contrastive pretraining needs >= 2 episodes, got {len(unlabeled)}")
+        self.ensemble.train()
+        losses = []
+        for _ in range(steps):
+            total = sum(
+                (self.contrastive_loss(m, unlabeled) for m in self.ensemble.members),
+                torch.zeros(()),
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            losses.append(float(total.detach()) / len(self.ensemble))
+        self.pretrain_steps += steps
+        return {"contrastive_loss": float(np.mean(losses)) if losses else math.nan,
+                "steps": steps}  # fmt: skip
+
+    def contrastive_loss(
+        self, member: RewardModel, unlabeled: Sequence[EpisodeSample]
+    ) -> torch.Tensor:
+        """One member's InfoNCE between image and prompt embeddings on a random batch of
+        `unlabeled` episodes (drawn without replacement)."""
+        size = min(self.settings.contrastive_batch, len(unlabeled))
+        idx = self._rng.choice(len(unlabeled), size=size, replace=False)
+        batch = stack_samples([unlabeled[i] for i in idx])
+        image, text = member.embeddings(batch.image, batch.prompt)
+        return info_nce(
+            image,
+            text,
+            temperature=self.settings.contrastive_temperature,
+            image_ids=content_ids(batch.image),
+            text_ids=content_ids(batch.prompt),
+        )
 
     def loss(self, member: RewardModel, labels: Sequence[RLHFLabel]) -> torch.Tensor:
         """One member's loss on a minibatch of mixed labels (kinds weighted by their share)."""

@@ -22,6 +22,8 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "label_ties": ("feedback", "ties"),
     "rm_version": ("feedback", "rm_version"),
     "rm_accuracy": ("feedback", "rm_accuracy"),
+    "rm_pretrain_steps": ("feedback", "rm_pretrain_steps"),
+    "rm_contrastive_loss": ("feedback", "rm_contrastive_loss"),
     "time_total_s": ("time_total_s",),
     "time_this_iter_s": ("time_this_iter_s",),
 }

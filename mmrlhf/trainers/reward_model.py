@@ -18,7 +18,13 @@ from typing import Any
 
 from mmrlhf.envs.config import EnvConfig
 from mmrlhf.feedback.config import FeedbackConfig
-from mmrlhf.feedback.pairs import Distractor, load_pairs, oracle_pairs, save_pairs
+from mmrlhf.feedback.pairs import (
+    Distractor,
+    load_pairs,
+    oracle_pairs,
+    random_episodes,
+    save_pairs,
+)
 from mmrlhf.feedback.preferences import PreferenceLabel
 from mmrlhf.feedback.reward_model import RewardEnsemble, load_reward_model, save_reward_model
 from mmrlhf.feedback.rlhf import make_spec, trainer_settings
@@ -130,24 +136,31 @@ def train_reward_model(
     n_pairs: int = 500,
     rounds: int = 5,
     seed: int = 0,
+    distractor: Distractor = "random",
+    unlabeled: int = 0,
 ) -> dict[str, Any]:
     """Fit a reward model to `n_pairs` oracle pairs of `env` and save it to `out`.
 
     Args:
         env: The env (see `evaluate_reward_model`).
         out: Checkpoint directory.
-        feedback: Architecture and optimisation settings (the `rm_*` fields); default
-            `FeedbackConfig()`.
+        feedback: Architecture and optimisation settings (the `rm_*` fields, including
+            `rm_pretrain_steps` contrastive steps first); default `FeedbackConfig()`.
         n_pairs: Training pairs.
         rounds: `train()` calls (each `rm_epochs` passes over the pairs).
         seed: Seeds pairs and model.
+        distractor: The pairs' worse answer (see `feedback.pairs`).
+        unlabeled: Extra random-policy episodes for the contrastive pretraining steps
+            (`rm_pretrain_steps`), which also use the pairs' own episodes.
 
     Returns:
         A summary with the training accuracy and the checkpoint path.
     """
     cfg = feedback or FeedbackConfig()
     env_cfg = env_config_from(env)
-    samples, labels = oracle_pairs(env_cfg, n_pairs, seed=seed, response_len=cfg.rm_response_len)
+    samples, labels = oracle_pairs(
+        env_cfg, n_pairs, seed=seed, response_len=cfg.rm_response_len, distractor=distractor
+    )
     first = samples[0]
     from mmrlhf.envs import MyMultimodalEnv
 
@@ -160,6 +173,9 @@ def train_reward_model(
     trainer = RewardModelTrainer(RewardEnsemble(spec, seed=seed), trainer_settings(cfg))
     trainer.add_labels(labels, {s.episode_id: s for s in samples})
     started = time.monotonic()
+    if cfg.rm_pretrain_steps:
+        extra = random_episodes(env_cfg, unlabeled, seed=seed, response_len=cfg.rm_response_len)
+        trainer.pretrain(samples + extra, cfg.rm_pretrain_steps)
     losses = [trainer.train()["loss"] for _ in range(rounds)]
     mean = trainer.rewards(samples).mean(dim=0)
     norm = (float(mean.mean()), max(float(mean.std(unbiased=False)), 1e-3))
@@ -173,5 +189,6 @@ def train_reward_model(
         "pairs": len(labels),
         "train_accuracy": accuracy,
         "loss": losses[-1],
+        "pretrain_steps": trainer.pretrain_steps,
         "train_s": time.monotonic() - started,
     }
