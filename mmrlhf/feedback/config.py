@@ -146,8 +146,11 @@ class FeedbackConfig(BaseModel):
     )
 
     # RLHF: queries and the simulated preference rater.
-    query_mode: Literal["random", "active"] = Field(
-        "active", description="random, or active (largest ensemble disagreement)."
+    query_mode: Literal["random", "active", "optimistic"] = Field(
+        "active",
+        description="random; active (largest ensemble disagreement); or optimistic (holds "
+        "the episode with the highest ensemble mean + std: fewer ties while the policy is "
+        "weak).",
     )
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")

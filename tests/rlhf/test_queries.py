@@ -12,6 +12,7 @@ from mmrlhf.feedback.queries import (
     candidate_queries,
     disagreement,
     select_queries,
+    upper_bound,
 )
 from mmrlhf.feedback.samples import EpisodeSample
 from tests.rlhf.conftest import make_sample
@@ -66,3 +67,26 @@ def test_active_mode_picks_the_most_disputed_queries() -> None:
     assert {s.episode_id for s in chosen[0]} == disputed
     random_pick = select_queries(samples, 5, k=2, mode="random", rng=rng)
     assert len(random_pick) == 5
+
+
+def test_upper_bound_is_the_best_mean_plus_std() -> None:
+    scores = np.array([[1.0, 0.0, 2.0], [3.0, 0.0, 2.0]])  # means 2, 0, 2; stds 1, 0, 0
+    assert upper_bound(scores) == pytest.approx(3.0)
+
+
+def test_optimistic_mode_asks_about_the_likeliest_good_episodes() -> None:
+    samples = [make_sample(f"e{i}", prompt=1) for i in range(12)]
+    liked = {"e2": 4.0, "e5": 3.0, "e9": 2.5}  # the ensemble's favourites, best first
+
+    def score_fn(batch: Sequence[EpisodeSample]) -> np.ndarray:
+        mean = np.array([liked.get(s.episode_id, 0.0) for s in batch])
+        return np.stack([mean - 0.1, mean + 0.1])  # std 0.1 everywhere
+
+    rng = np.random.default_rng(1)
+    chosen = select_queries(samples, 3, k=2, mode="optimistic", rng=rng, score_fn=score_fn,
+                            candidates=50)  # fmt: skip
+    # Each query holds one favourite, the best one in the first query.
+    best = [max(liked.get(s.episode_id, 0.0) for s in q) for q in chosen]
+    assert best[0] == 4.0 and all(b > 0 for b in best)
+    with pytest.raises(ValueError, match="query mode must be one of"):
+        select_queries(samples, 1, mode="greedy", rng=rng)  # type: ignore[arg-type]
