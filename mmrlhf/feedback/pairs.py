@@ -143,8 +143,15 @@ def oracle_pairs(
         labels.append(PreferenceLabel(a.episode_id, b.episode_id, 1.0 if a.score > b.score else 0.0,
                                       source="oracle"))  # fmt: skip
     if len(labels) < n_pairs:
+        why = (
+            ": with distractor='swap', other scenes with the same prompt had the same answer "
+            "(e.g. a test split whose held-out pairs leave one answer per question)"
+            if distractor == "swap"
+            else ""
+        )
         raise RuntimeError(
-            f"only {len(labels)} of {n_pairs} pairs had different scores after {tries} scenes"
+            f"only {len(labels)} of {n_pairs} pairs had different scores after {tries} "
+            f"scenes{why}"
         )
     return samples, labels
 
