@@ -1,4 +1,5 @@
-"""Read an RLlib `SingleAgentEpisode` into an `EpisodeRecord` (the only RLlib-aware reader)."""
+"""Read an RLlib `SingleAgentEpisode` into an `EpisodeRecord`, and write its rewards back (the
+only module that touches episode buffers)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,30 @@ def episode_actions(episode: SingleAgentEpisode) -> list[Any]:
 def episode_rewards(episode: SingleAgentEpisode) -> list[float]:
     """The rewards of this chunk, one per step."""
     return _items(episode.rewards, episode.get_rewards)
+
+
+def set_episode_rewards(episode: SingleAgentEpisode, rewards: Sequence[float]) -> None:
+    """Overwrite the rewards of this chunk (one per step, lookback untouched).
+
+    An unfinished chunk's rewards are a plain list, written in place; that is what
+    `SingleAgentEpisode.set_rewards` does too, after slice bookkeeping that costs about as
+    much as the rest of the feedback callback. Finalized (numpy) buffers go through RLlib.
+
+    Raises:
+        ValueError: If `rewards` has not exactly one value per step of the chunk.
+    """
+    buffer = episode.rewards
+    data = getattr(buffer, "data", None)
+    if isinstance(data, list) and not getattr(buffer, "finalized", True):
+        start = int(getattr(buffer, "lookback", 0))
+        if len(data) - start != len(rewards):
+            raise ValueError(
+                f"episode {episode.id_} has {len(data) - start} rewards, got {len(rewards)}"
+            )
+        data[start:] = list(rewards)
+        return
+    values = np.asarray(rewards, dtype=np.float32)
+    episode.set_rewards(new_data=values, at_indices=slice(0, len(rewards)))
 
 
 def final_info(episode: SingleAgentEpisode) -> dict[str, Any]:

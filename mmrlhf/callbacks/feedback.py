@@ -20,7 +20,12 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
-from mmrlhf.callbacks.episodes import episode_rewards, final_info, record_from_episode
+from mmrlhf.callbacks.episodes import (
+    episode_rewards,
+    final_info,
+    record_from_episode,
+    set_episode_rewards,
+)
 from mmrlhf.callbacks.reward_model import RewardModelFeedback, env_tokenizer
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.engine import FeedbackEngine, hub_entry, shape_rewards
@@ -293,7 +298,7 @@ class FeedbackCallback(RLlibCallback):
             env_weight=self.config.env_weight,
             feedback_weight=self.config.feedback_weight,
         )
-        episode.set_rewards(new_data=shaped, at_indices=slice(0, len(shaped)))
+        set_episode_rewards(episode, shaped)
 
     def _get_engine(self, env_runner: Any, runner_id: int) -> FeedbackEngine:
         # Built on first use: the EnvRunner (its worker_index seeds the rater, its trial id

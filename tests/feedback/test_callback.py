@@ -16,7 +16,7 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 from mmrlhf.callbacks import FeedbackCallback, apply_feedback, make_feedback_callback
-from mmrlhf.callbacks.episodes import record_from_episode
+from mmrlhf.callbacks.episodes import record_from_episode, set_episode_rewards
 from mmrlhf.feedback.config import FeedbackConfig
 
 FIRST_IMAGE = np.full((4, 4, 3), 7, np.uint8)
@@ -246,3 +246,28 @@ def test_apply_feedback_warns_about_per_runner_budget(caplog: pytest.LogCaptureF
     with caplog.at_level("WARNING", logger="mmrlhf.callbacks.apply"):
         apply_feedback(config, FeedbackConfig(enabled=True, label_budget=10, use_hub=True))
     assert caplog.text == ""
+
+
+# to_numpy() on an episode built without spaces warns that the dict observations get cast.
+@pytest.mark.filterwarnings("ignore:.*Casting input x to numpy array")
+def test_set_episode_rewards_in_place_finalized_and_after_a_lookback() -> None:
+    ep = episode(env_rewards=(0.0, 0.0, 1.0))
+    set_episode_rewards(ep, [0.1, 0.2, 0.3])
+    assert ep.get_rewards() == pytest.approx([0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="has 3 rewards, got 2"):
+        set_episode_rewards(ep, [0.1, 0.2])
+    # A continued chunk keeps the previous chunk's last step as lookback: only its own
+    # steps are written.
+    first = SingleAgentEpisode()
+    first.add_env_reset(obs(0), step_info(0.0))
+    first.add_env_step(obs(1), 1, 0.3, step_info(0.5))
+    chunk = first.cut(len_lookback_buffer=1)
+    chunk.add_env_step(obs(2), 1, 0.5, final_info(1.0), terminated=True)
+    set_episode_rewards(chunk, [2.0])
+    assert chunk.get_rewards() == pytest.approx([2.0])
+    assert chunk.get_rewards(-1, neg_index_as_lookback=True) == pytest.approx(0.3)
+    # A finalized (numpy) episode goes through RLlib's setter.
+    done = episode(env_rewards=(0.0, 1.0))
+    done.to_numpy()
+    set_episode_rewards(done, [0.25, 0.75])
+    assert done.get_rewards() == pytest.approx([0.25, 0.75])
