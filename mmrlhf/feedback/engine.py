@@ -119,8 +119,10 @@ class FeedbackEngine:
 
     def process(self, record: EpisodeRecord) -> FeedbackOutcome:
         """Rate `record` if it is sampled and the budget allows; spend a label if one is given."""
-        # Always draw, so the sampling stream does not depend on budget state.
-        sampled = self._sample_rng.random() < self.config.rate_fraction
+        # Always draw (when a draw can matter), so the sampling stream does not depend on
+        # budget state.
+        fraction = self.config.rate_fraction
+        sampled = fraction >= 1.0 or self._sample_rng.random() < fraction
         if not sampled:
             return FeedbackOutcome(status="not_sampled")
         if not self.allowance.available():
