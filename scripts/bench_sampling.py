@@ -1,7 +1,7 @@
 """Sampling cost per env step of one EnvRunner: env, model inference, framework; feedback on/off.
 
     python scripts/bench_sampling.py --out benchmarks/bench_sampling.json [--task vqa]
-        [--envs 1 8 16 32] [--steps 2048] [--rounds 10]
+        [--envs 1 8 16 32] [--steps 2048] [--rounds 10] [--overhead-rounds 30]
 
 Builds the quickstart experiment's EnvRunner in this process (the real env, the default
 cnn + transformer MultimodalModel, the real connectors and callbacks). Two measurements:
@@ -12,7 +12,8 @@ cnn + transformer MultimodalModel, the real connectors and callbacks). Two measu
    callbacks, metrics). Goal: framework at most 0.5 ms per env step.
 2. Feedback overhead at the trainer's default `num_envs_per_env_runner`: one runner rating
    every episode with the noisy rater, one with feedback off (the callback then only logs
-   accuracy), in `--rounds` paired rounds of one `sample()` call each, and the callback's own
+   accuracy), in `--overhead-rounds` paired rounds of one `sample()` call each (single rounds
+   move by +-10% or more on a shared machine, so many), and the callback's own
    time per episode in both (its difference is the cost of rating). Goal: at most 5%.
 
 Torch runs with one thread, as in an EnvRunner actor.
@@ -21,6 +22,7 @@ Torch runs with one thread, as in an EnvRunner actor.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -119,6 +121,7 @@ def feedback_overhead(task: str, envs: int, steps: int, rounds: int) -> dict[str
     for i in range(rounds):
         order = ("off", "on") if i % 2 == 0 else ("on", "off")
         for name in order:
+            gc.collect()  # both start each call with the same garbage-collector state
             start = time.perf_counter()
             episodes = runners[name].sample(num_timesteps=steps, random_actions=False)
             rates[name].append(sum(len(e) for e in episodes) / (time.perf_counter() - start))
@@ -148,7 +151,8 @@ def main() -> None:
     parser.add_argument("--task", default="vqa")
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--steps", type=int, default=2048, help="env steps per sample() call")
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10, help="breakdown sample() calls")
+    parser.add_argument("--overhead-rounds", type=int, default=30, help="paired on/off rounds")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -163,11 +167,11 @@ def main() -> None:
             f"{r['envs']:>5} {r['steps_per_s']:>8,.0f} {r['total_ms']:>7.3f} {r['env_ms']:>7.3f} "
             f"{r['inference_ms']:>7.3f} {r['framework_ms']:>9.3f}"
         )
-    fb = feedback_overhead(args.task, default_envs, args.steps, args.rounds)
+    fb = feedback_overhead(args.task, default_envs, args.steps, args.overhead_rounds)
     print(
         f"feedback at {default_envs} envs: off {fb['steps_per_s']['off']:,.0f} env steps/s, "
         f"on {fb['steps_per_s']['on']:,.0f} (medians), overhead {fb['overhead_percent']:+.1f}% "
-        f"(median of {args.rounds} paired rounds)"
+        f"(median of {args.overhead_rounds} paired rounds)"
     )
     cb = fb["callback_ms_per_episode"]
     print(
@@ -179,6 +183,7 @@ def main() -> None:
             "task": args.task,
             "steps_per_call": args.steps,
             "rounds": args.rounds,
+            "overhead_rounds": args.overhead_rounds,
             "breakdown": rows,
             "feedback": fb,
         }
