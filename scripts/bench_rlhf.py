@@ -104,13 +104,15 @@ def rlhf_overrides(budget: int, args: argparse.Namespace) -> dict[str, Any]:
     """Spread `budget` labels evenly over the run, after an initial batch of 2%."""
     initial = max(10, budget // 50)
     per_iter = max(1, math.ceil((budget - initial) / args.iterations))
-    return {
+    overrides: dict[str, Any] = {
         "feedback.label_budget": budget,
         "feedback.initial_queries": initial,
         "feedback.queries_per_iter": per_iter,
-        "feedback.query_mode": args.query_mode,
         "feedback.rm_save_dir": str(Path(args.work_dir) / f"rlhf_{budget}" / "reward_model"),
     }
+    if args.query_mode:
+        overrides["feedback.query_mode"] = args.query_mode
+    return overrides
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -138,7 +140,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512, help="episodes per iteration")
     parser.add_argument("--eval-episodes", type=int, default=500)
     parser.add_argument("--rm-pairs", type=int, default=500)
-    parser.add_argument("--query-mode", default="active", choices=["active", "random"])
+    parser.add_argument(
+        "--query-mode",
+        choices=["active", "optimistic", "random"],
+        help="override the config's feedback.query_mode",
+    )
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default="results/bench_rlhf")
@@ -169,12 +175,15 @@ def main() -> None:
         rows.append(run_one(f"rlhf_{budget}", rlhf_overrides(budget, args), args))
     table = markdown(rows)
     print(table)
+    from mmrlhf.config import load_config
+
+    config_query_mode = load_config(CONFIG).feedback.query_mode
     report = {
         "benchmark": "rlhf_vqa label efficiency",
         "config": str(CONFIG),
         "iterations": args.iterations,
         "episodes_per_iteration": args.batch,
-        "query_mode": args.query_mode,
+        "query_mode": args.query_mode or config_query_mode,
         "goal": ">= 0.90 accuracy with <= 1000 labels on <= 2% of episodes",
         "rows": rows,
         "table": table,
