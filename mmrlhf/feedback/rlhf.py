@@ -4,7 +4,8 @@ Per training iteration (`step`):
 
 1. **queries**: the `QuerySchedule` says how many labels are owed, capped by the label
    budget; `select_queries` picks pairs / k-rankings from the pool of recent episodes the
-   EnvRunners sent (same prompt where possible; random or by ensemble disagreement);
+   EnvRunners sent (same prompt where possible; random, by ensemble disagreement, or around
+   the episode the ensemble rates best);
 2. **labels**: the simulated `PreferenceRater` answers them, and the answers go through
    `add_labels`, the same entry point human labels use (budget enforced there);
 3. **training**: with `rm_pretrain_steps`, a share of contrastive steps on the unlabelled pool
