@@ -222,6 +222,7 @@ class PublishedRewardModel:
         norm_mean: Mean of the ensemble-mean reward on recent episodes when published.
         norm_std: Its standard deviation (> 0).
         labels: Labels the model was trained on.
+        pretrain_steps: Contrastive steps the model had (see `RewardModelTrainer.pretrain`).
     """
 
     version: int
@@ -230,6 +231,7 @@ class PublishedRewardModel:
     norm_mean: float = 0.0
     norm_std: float = 1.0
     labels: int = 0
+    pretrain_steps: int = 0
 
     def build(self) -> RewardEnsemble:
         """A fresh ensemble with these weights, in eval mode."""

@@ -135,7 +135,8 @@ class RLHFState:
         self.last_pretrain: dict[str, Any] = {}
         if config.rm_checkpoint:
             ensemble, meta = load_reward_model(config.rm_checkpoint)
-            self._set_model(ensemble)
+            # Contrastive steps already in the loaded weights count toward rm_pretrain_steps.
+            self._set_model(ensemble, pretrain_steps=int(meta.get("pretrain_steps", 0)))
             self._publish(norm=(float(meta["norm"][0]), float(meta["norm"][1])))
 
     # --- model ------------------------------------------------------------------------------
@@ -145,8 +146,9 @@ class RLHFState:
         """Latest published version (0 = none yet)."""
         return 0 if self.published is None else self.published.version
 
-    def _set_model(self, ensemble: RewardEnsemble) -> None:
+    def _set_model(self, ensemble: RewardEnsemble, pretrain_steps: int = 0) -> None:
         self.trainer = RewardModelTrainer(ensemble, trainer_settings(self.config))
+        self.trainer.pretrain_steps = pretrain_steps
 
     def ensure_model(self, spec: RewardModelSpec) -> None:
         """Build the ensemble for `spec` on first use (EnvRunners send the spec they see)."""
@@ -351,6 +353,7 @@ class RLHFState:
             norm_mean=norm[0],
             norm_std=norm[1],
             labels=len(self.trainer.labels),
+            pretrain_steps=self.trainer.pretrain_steps,
         )
         if self.config.rm_save_dir:
             self.save(self.config.rm_save_dir)
@@ -375,7 +378,11 @@ class RLHFState:
             ensemble,
             version=published.version,
             norm=(published.norm_mean, published.norm_std),
-            extra={"labels": published.labels, "rm_accuracy": self.accuracy()},
+            extra={
+                "labels": published.labels,
+                "rm_accuracy": self.accuracy(),
+                "pretrain_steps": published.pretrain_steps,
+            },
         )
 
     def training_labels(self) -> list[RLHFLabel]:

@@ -113,3 +113,22 @@ def test_offline_training_pretrains_on_pairs_and_extra_episodes(tmp_path: Path) 
     summary = train_reward_model(env, tmp_path / "rm", feedback=cfg, n_pairs=4, rounds=1,
                                  unlabeled=6)  # fmt: skip
     assert summary["pretrain_steps"] == 3 and summary["pairs"] == 4
+
+
+def test_a_loaded_checkpoint_keeps_its_pretraining_count(
+    tmp_path: Path, tiny_spec: RewardModelSpec
+) -> None:
+    cfg = FeedbackConfig(
+        enabled=True, source="reward_model", rm_pretrain_steps=3, rm_pretrain_per_iter=3,
+        rm_pretrain_min_pool=4, rm_contrastive_batch=4, queries_per_iter=2, rm_min_steps=1,
+        rm_max_steps=1, rm_save_dir=str(tmp_path / "rm"), **TINY_RM,
+    )  # fmt: skip
+    state = RLHFState(cfg)
+    state.add_episodes([make_sample(f"e{i}", score=i / 7, seed=i) for i in range(8)], tiny_spec)
+    state.step(1)
+    assert state.version == 1 and state.stats()["rm_pretrain_steps"] == 3
+    resumed = RLHFState(cfg.model_copy(update={"rm_checkpoint": str(tmp_path / "rm")}))
+    assert resumed.stats()["rm_pretrain_steps"] == 3
+    resumed.add_episodes([make_sample(f"n{i}", seed=i) for i in range(8)])
+    resumed.pretrain_round()
+    assert resumed.stats()["rm_pretrain_steps"] == 3  # nothing left to do
