@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import.
+# How queries are chosen (see feedback/queries.py).
+QueryMode = Literal["random", "active", "optimistic"]
 RMTextEncoder = Literal["transformer", "gru", "bag"]
 RMImageEncoder = Literal["cnn", "vit"]
 RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint"]
@@ -146,7 +148,7 @@ class FeedbackConfig(BaseModel):
     )
 
     # RLHF: queries and the simulated preference rater.
-    query_mode: Literal["random", "active", "optimistic"] = Field(
+    query_mode: QueryMode = Field(
         "active",
         description="random; active (largest ensemble disagreement); or optimistic (holds "
         "the episode with the highest ensemble mean + std: fewer ties while the policy is "

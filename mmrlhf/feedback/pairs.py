@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RESPONSE_LEN = 8
 Distractor = Literal["random", "swap"]
-DISTRACTORS: tuple[str, ...] = ("random", "swap")
+DISTRACTORS: tuple[str, ...] = get_args(Distractor)
 _FIELDS = ("image", "prompt_ids", "response_ids", "score")
 
 

@@ -21,16 +21,16 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 
+from mmrlhf.feedback.config import QueryMode
 from mmrlhf.feedback.samples import EpisodeSample
 
 logger = logging.getLogger(__name__)
 
-QueryMode = Literal["random", "active", "optimistic"]
-QUERY_MODES: tuple[str, ...] = ("random", "active", "optimistic")
+QUERY_MODES: tuple[str, ...] = get_args(QueryMode)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
@@ -170,8 +170,8 @@ def select_queries(
         k: Episodes per query (2 = pairwise preference, more = ranking).
         mode: `random`, `active` or `optimistic` (the last two need `score_fn`).
         rng: Randomness for the candidates.
-        score_fn: Member rewards of samples, shape (N, B) (active mode).
-        candidates: Active mode draws `candidates * n` candidate queries.
+        score_fn: Member rewards of samples, shape (N, B) (active and optimistic modes).
+        candidates: Active and optimistic modes draw `candidates * n` candidate queries.
         same_prompt: Prefer episodes that share a prompt.
         exclude: Episode ids not to ask about (already labelled).
     """

@@ -187,10 +187,7 @@ class RewardModelTrainer:
             for member in self.ensemble.members:
                 idx = self._rng.integers(0, n, size=min(s.batch_size, n))
                 total = total + self.loss(member, [self.labels[i] for i in idx])
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
-            losses.append(float(total.detach()) / len(self.ensemble))
+            losses.append(self._step(total))
         self.steps += steps
         return {"loss": float(np.mean(losses)), "steps": steps}
 
@@ -214,13 +211,17 @@ class RewardModelTrainer:
                 (self.contrastive_loss(m, unlabeled) for m in self.ensemble.members),
                 torch.zeros(()),
             )
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
-            losses.append(float(total.detach()) / len(self.ensemble))
+            losses.append(self._step(total))
         self.pretrain_steps += steps
         return {"contrastive_loss": float(np.mean(losses)) if losses else math.nan,
                 "steps": steps}  # fmt: skip
+
+    def _step(self, total: torch.Tensor) -> float:
+        """One optimizer step on the members' summed loss; return the mean member loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return float(total.detach()) / len(self.ensemble)
 
     def contrastive_loss(
         self, member: RewardModel, unlabeled: Sequence[EpisodeSample]
