@@ -168,6 +168,19 @@ class ExperimentConfig(_Section):
             data = {**data, "feedback": {**feedback, "human_store": store}}
         return data
 
+    @model_validator(mode="after")
+    def _scene_queries_need_repeats(self) -> ExperimentConfig:
+        fb = self.feedback
+        if fb.source == "reward_model" and fb.query_group == "scene" and (
+            self.env.scene_repeats < fb.query_k
+        ):
+            raise ValueError(
+                f"feedback.query_group=scene compares {fb.query_k} answers to one scene, so "
+                f"env.scene_repeats must be >= feedback.query_k ({fb.query_k}); got "
+                f"{self.env.scene_repeats}. Raise env.scene_repeats or use query_group=prompt."
+            )
+        return self
+
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,7 +95,8 @@ class RewardModelFeedback:
         )
         self.scorer = RewardScorer(clip=config.rm_reward_clip, prior_count=config.rm_norm_prior)
         self._spec: RewardModelSpec | None = None
-        self._rng = np.random.default_rng(np.random.SeedSequence([config.seed, runner_id + 1, 2]))
+        self._send_key = str(config.seed).encode()
+        self._send_below = int(config.rm_send_fraction * 2**64)
 
     def _spec_for(self, sample: EpisodeSample) -> RewardModelSpec:
         if self._spec is None:
@@ -127,13 +129,23 @@ class RewardModelFeedback:
         published = self.client.poll(self.scorer.version)
         if published is not None and self.scorer.load(published):
             logger.info("EnvRunner %d now uses reward model v%d", self.runner_id, published.version)
-        # Always draw, so which episodes are sent does not depend on model state.
-        if self._rng.random() < self.config.rm_send_fraction:
+        if self._sends(sample):
             self.client.add(sample, spec)
         if not self.scorer.ready:
             return EpisodeReward(reward=None)
         reward, raw, std = self.scorer.score(sample)
         return EpisodeReward(reward=reward, raw=raw, uncertainty=std)
+
+    def _sends(self, sample: EpisodeSample) -> bool:
+        """Whether this episode goes to the hub: `rm_send_fraction` of the scenes, decided
+        by a seeded hash of the scene, so every answer to a repeated scene (env
+        `scene_repeats`) arrives together for side-by-side queries, and the choice does not
+        depend on model state."""
+        if self.config.rm_send_fraction >= 1.0:
+            return True
+        digest = hashlib.blake2b(sample.scene_key.encode(), digest_size=8,
+                                 key=self._send_key)  # fmt: skip
+        return int.from_bytes(digest.digest(), "little") < self._send_below
 
     def end_sample(self) -> None:
         """Send what is buffered (fire-and-forget); collect a finished weight check."""

@@ -36,6 +36,9 @@ class EnvConfig(BaseModel):
         image_dir: folder image paths in the JSONL are relative to (default: the JSONL's folder).
         tokenizer_path: local Hugging Face tokenizer directory; default is the built-in vocabulary.
         image_cache_size: decoded dataset images kept in memory.
+        scene_repeats: resets in a row that serve the same scene (image and text) before a new
+            one is drawn; > 1 gives several answers to one scene, which RLHF queries can
+            compare side by side (`feedback.query_group: scene`). A seeded reset starts anew.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,6 +59,7 @@ class EnvConfig(BaseModel):
     image_dir: str | None = None
     tokenizer_path: str | None = None
     image_cache_size: int = Field(256, ge=0)
+    scene_repeats: int = Field(1, ge=1, le=64)
 
     @field_validator("task")
     @classmethod

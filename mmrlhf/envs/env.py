@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +79,8 @@ class MyMultimodalEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._obs: dict[str, np.ndarray] | None = None
         self._last_info: dict[str, Any] = {}
         self._done = True
+        self._repeats_left = 0
+        self._scene_state: dict[str, Any] = {}
 
     def action_names(self) -> list[str]:
         """What each action means, in order."""
@@ -87,6 +90,14 @@ class MyMultimodalEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
+        if self.cfg.scene_repeats > 1:
+            # Rewinding the generator to where this scene was drawn draws it again.
+            if seed is not None or self._repeats_left == 0:
+                self._scene_state = copy.deepcopy(self.np_random.bit_generator.state)
+                self._repeats_left = self.cfg.scene_repeats
+            else:
+                self.np_random.bit_generator.state = self._scene_state
+            self._repeats_left -= 1
         ob = self.task.reset(self.np_random)
         self._obs = {"image": ob.image, "text": ob.text_ids}
         self._done = False

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # feedback config must stay cheap to import.
 # How queries are chosen (see feedback/queries.py).
 QueryMode = Literal["random", "active", "optimistic"]
+QueryGroup = Literal["scene", "prompt", "none"]
 RMTextEncoder = Literal["transformer", "gru", "bag"]
 RMImageEncoder = Literal["cnn", "vit"]
 RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint"]
@@ -161,7 +162,12 @@ class FeedbackConfig(BaseModel):
     query_candidates: int = Field(
         10, ge=1, description="Active mode: candidate queries scored per query asked."
     )
-    query_same_prompt: bool = Field(True, description="Compare episodes with the same prompt.")
+    query_group: QueryGroup = Field(
+        "prompt",
+        description="What a query's episodes share, finest first where the pool allows: "
+        "scene (different answers to one image and prompt; env scene_repeats >= query_k), "
+        "prompt, or none.",
+    )
     preference_beta: float = Field(
         10.0, ge=0.0, description="Simulated rater's Boltzmann rationality on [0, 1] scores."
     )

@@ -3,7 +3,8 @@
 - `QuerySchedule`: labels planned after each training iteration (constant or decaying per
   iteration, plus an initial batch), so the label budget is spread over the run.
 - `select_queries`: queries of k episodes (k = 2: a pair) from a pool, preferring episodes
-  with the same prompt (comparing answers to one question is what people do best).
+  with the same prompt (comparing answers to one question is what people do best), or
+  different answers to the very same scene (`group="scene"`).
   `random` takes candidates as they come; `active` and `optimistic` draw `candidates` times
   more and keep the best by a value computed from the reward-model ensemble:
   - `active`: how much the members disagree about the outcome (Christiano et al. 2017);
@@ -25,12 +26,13 @@ from typing import get_args
 
 import numpy as np
 
-from mmrlhf.feedback.config import QueryMode
+from mmrlhf.feedback.config import QueryGroup, QueryMode
 from mmrlhf.feedback.samples import EpisodeSample
 
 logger = logging.getLogger(__name__)
 
 QUERY_MODES: tuple[str, ...] = get_args(QueryMode)
+QUERY_GROUPS: tuple[str, ...] = get_args(QueryGroup)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
@@ -81,43 +83,70 @@ def group_by_prompt(samples: Sequence[EpisodeSample]) -> dict[str, list[int]]:
     return dict(groups)
 
 
+def _scene_groups(samples: Sequence[EpisodeSample], eligible: Sequence[int], k: int
+                  ) -> list[list[list[int]]]:  # fmt: skip
+    """Scenes with at least k different responses among the eligible episodes: per scene,
+    the episode indices of each distinct response (two equal responses to one scene are a
+    certain tie, so a query never holds both)."""
+    scenes: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i in eligible:
+        scenes[samples[i].scene_key][samples[i].response_key].append(i)
+    return [list(by_response.values()) for by_response in scenes.values()
+            if len(by_response) >= k]  # fmt: skip
+
+
 def candidate_queries(
     samples: Sequence[EpisodeSample],
     n: int,
     *,
     k: int,
     rng: np.random.Generator,
-    same_prompt: bool = True,
+    group: QueryGroup = "prompt",
     exclude: Collection[str] = (),
 ) -> list[tuple[int, ...]]:
     """Up to `n` distinct queries: tuples of k different indices into `samples`.
 
-    With `same_prompt`, a query's episodes share a prompt whenever some prompt has k eligible
-    episodes (a prompt is drawn with probability proportional to its episodes); otherwise
-    they come from the whole pool. Episodes whose id is in `exclude` are not used.
+    Queries come from the finest grouping `group` allows that still has candidates, and the
+    next coarser one tops them up:
+    - `scene`: different responses to one scene (same image and prompt; needs an env with
+      `scene_repeats >= k`): only the answers differ, as in a person's side-by-side view;
+    - `prompt`: episodes that share a prompt (a prompt is drawn with probability proportional
+      to its episodes);
+    - `none`: any episodes of the pool.
+    Episodes whose id is in `exclude` are not used.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
+    if group not in QUERY_GROUPS:
+        raise ValueError(f"query group must be one of {QUERY_GROUPS}, got {group!r}")
     eligible = [i for i, s in enumerate(samples) if s.episode_id not in exclude]
     if len(eligible) < k or n <= 0:
         return []
-    groups = [g for g in group_by_prompt([samples[i] for i in eligible]).values() if len(g) >= k]
-    groups = [[eligible[j] for j in g] for g in groups] if same_prompt else []
-    sizes = np.array([len(g) for g in groups], dtype=float)
+    # Each tier: groups of slots; a query takes k different slots of one group, one episode
+    # from each slot.
+    tiers: list[list[list[list[int]]]] = []
+    if group == "scene":
+        tiers.append(_scene_groups(samples, eligible, k))
+    if group in ("scene", "prompt"):
+        by_prompt = group_by_prompt([samples[i] for i in eligible]).values()
+        tiers.append([[[eligible[j]] for j in g] for g in by_prompt if len(g) >= k])
+    tiers.append([[[i] for i in eligible]])
     seen: set[tuple[int, ...]] = set()
     out: list[tuple[int, ...]] = []
-    for _ in range(3 * n):  # duplicates are rare; the cap stops a loop on tiny pools
-        if len(out) >= n:
-            break
-        if groups:
-            members = groups[int(rng.choice(len(groups), p=sizes / sizes.sum()))]
-        else:
-            members = eligible
-        query = tuple(int(i) for i in rng.choice(members, size=k, replace=False))
-        key = tuple(sorted(query))
-        if key not in seen:
-            seen.add(key)
-            out.append(query)
+    for groups in tiers:
+        if not groups:
+            continue
+        sizes = np.array([len(g) for g in groups], dtype=float)
+        for _ in range(3 * (n - len(out))):  # duplicates are rare; the cap ends tiny tiers
+            if len(out) >= n:
+                return out
+            slots = groups[int(rng.choice(len(groups), p=sizes / sizes.sum()))]
+            picked = rng.choice(len(slots), size=k, replace=False)
+            query = tuple(int(slots[j][int(rng.integers(len(slots[j])))]) for j in picked)
+            key = tuple(sorted(query))
+            if key not in seen:
+                seen.add(key)
+                out.append(query)
     return out
 
 
@@ -159,7 +188,7 @@ def select_queries(
     rng: np.random.Generator,
     score_fn: ScoreFn | None = None,
     candidates: int = 10,
-    same_prompt: bool = True,
+    group: QueryGroup = "prompt",
     exclude: Collection[str] = (),
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
@@ -172,18 +201,19 @@ def select_queries(
         rng: Randomness for the candidates.
         score_fn: Member rewards of samples, shape (N, B) (active and optimistic modes).
         candidates: Active and optimistic modes draw `candidates * n` candidate queries.
-        same_prompt: Prefer episodes that share a prompt.
+        group: Which episodes a query compares first: `scene`, `prompt` or `none` (see
+            `candidate_queries`).
         exclude: Episode ids not to ask about (already labelled).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
-            samples, n, k=k, rng=rng, same_prompt=same_prompt, exclude=exclude
+            samples, n, k=k, rng=rng, group=group, exclude=exclude
         )
         return [[samples[i] for i in q] for q in chosen]
     pool = candidate_queries(
-        samples, max(n, math.ceil(candidates * n)), k=k, rng=rng, same_prompt=same_prompt,
+        samples, max(n, math.ceil(candidates * n)), k=k, rng=rng, group=group,
         exclude=exclude,
     )  # fmt: skip
     if not pool:

@@ -249,7 +249,7 @@ class RLHFState:
             rng=self._rng,
             score_fn=self._member_scores,
             candidates=self.config.query_candidates,
-            same_prompt=self.config.query_same_prompt,
+            group=self.config.query_group,
             exclude=exclude,
         )
         labels: list[RLHFLabel] = []

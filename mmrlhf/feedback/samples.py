@@ -23,6 +23,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -57,10 +58,23 @@ class EpisodeSample:
     response: str = ""
     env_runner_id: int = -1
 
-    @property
+    @cached_property
     def prompt_key(self) -> str:
         """Groups episodes with the same prompt text (queries compare answers to one prompt)."""
         return hashlib.blake2b(self.prompt_ids.tobytes(), digest_size=8).hexdigest()
+
+    @cached_property
+    def scene_key(self) -> str:
+        """Groups episodes of the same scene: same image and same prompt (an env with
+        `scene_repeats > 1` serves each scene several times)."""
+        digest = hashlib.blake2b(self.image.tobytes(), digest_size=8)
+        digest.update(self.prompt_ids.tobytes())
+        return digest.hexdigest()
+
+    @cached_property
+    def response_key(self) -> str:
+        """Groups episodes with the same response tokens."""
+        return hashlib.blake2b(self.response_ids.tobytes(), digest_size=8).hexdigest()
 
     @property
     def nbytes(self) -> int:

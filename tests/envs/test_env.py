@@ -60,6 +60,28 @@ def test_same_seed_same_episodes(task: str) -> None:
 
 
 @pytest.mark.parametrize("task", SYNTHETIC)
+def test_scene_repeats_serve_each_scene_that_many_times(task: str) -> None:
+    env = MyMultimodalEnv(task=task, scene_repeats=3)
+    plain = MyMultimodalEnv(task=task)
+    keys = []
+    for i in range(9):
+        obs, _ = env.reset(seed=5 if i == 0 else None)
+        keys.append(obs["image"].tobytes() + obs["text"].tobytes())
+        env.step(env.action_space.sample())  # acting does not change the next scene
+    assert [keys[i] == keys[i - i % 3] for i in range(9)] == [True] * 9
+    assert len({keys[0], keys[3], keys[6]}) == 3
+    # The first of each run is the scene a plain env draws from the same generator state.
+    obs, _ = plain.reset(seed=5)
+    assert obs["image"].tobytes() + obs["text"].tobytes() == keys[0]
+    # A seeded reset starts a new run at once.
+    env.reset(seed=5)
+    obs, _ = env.reset(seed=6)
+    again, _ = env.reset()
+    np.testing.assert_array_equal(obs["image"], again["image"])
+    assert obs["image"].tobytes() != keys[0][: obs["image"].nbytes]
+
+
+@pytest.mark.parametrize("task", SYNTHETIC)
 def test_pickle_round_trip_keeps_rng_state(task: str) -> None:
     env = MyMultimodalEnv(task=task)
     env.reset(seed=3)

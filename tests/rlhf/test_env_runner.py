@@ -58,6 +58,21 @@ def test_complete_episodes_draw_new_scenes_and_stay_reproducible(ray_session: No
     assert first_scenes(0) == first_scenes(0)
 
 
+def test_repeated_scenes_reach_the_runner_as_runs(ray_session: None) -> None:
+    env_config = {"task": "vqa", "image_size": 16, "scene_repeats": 2}
+    runner = CompleteEpisodesEnvRunner(
+        config=apply_feedback(config().environment(env_config=env_config), FeedbackConfig())
+    )
+    counts: dict[str, int] = {}
+    for _ in range(2):
+        for ep in runner.sample(num_episodes=10, random_actions=True):
+            key = hashlib.blake2b(ep.get_observations(0)["image"].tobytes()).hexdigest()
+            counts[key] = counts.get(key, 0) + 1
+    # 20 episodes from 2 envs: 10 scenes, each answered twice (the last may be cut off)
+    assert sum(counts.values()) == 20
+    assert sorted(counts.values()).count(2) >= 9 and max(counts.values()) == 2
+
+
 @pytest.mark.parametrize("task", ["vqa", "caption"])
 def test_one_sample_call_fills_the_runners_share_with_complete_episodes(
     ray_session: None, task: str, monkeypatch: pytest.MonkeyPatch

@@ -45,6 +45,37 @@ def test_candidates_share_a_prompt_and_skip_excluded() -> None:
     assert candidate_queries(mixed, 3, k=2, rng=rng, exclude={"m0", "m1", "m2"}) == []
 
 
+def test_scene_queries_compare_different_answers_to_one_scene() -> None:
+    # Scene A (image seed 1, prompt 1) was answered 3, 3 and 4; scene B twice the same way.
+    samples = [
+        make_sample("a0", seed=1, response=3),
+        make_sample("a1", seed=1, response=3),
+        make_sample("a2", seed=1, response=4),
+        make_sample("b0", seed=2, response=5),
+        make_sample("b1", seed=2, response=5),
+        make_sample("c0", seed=3, prompt=2),
+    ]
+    assert samples[0].scene_key == samples[2].scene_key != samples[3].scene_key
+    assert samples[0].prompt_key == samples[3].prompt_key
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        queries = candidate_queries(samples, 2, k=2, rng=rng, group="scene")
+        assert {tuple(sorted(samples[i].episode_id for i in q)) for q in queries} == {
+            ("a0", "a2"), ("a1", "a2")
+        }
+    # Once the scene's pairs are used up, same-prompt pairs top the queries up.
+    queries = candidate_queries(samples, 5, k=2, rng=rng, group="scene")
+    assert len(queries) == 5
+    assert all(len({samples[i].prompt_key for i in q}) == 1 for q in queries)
+    # A ranking of 3 needs 3 different answers to one scene: none here, so prompt groups.
+    assert all(
+        len({samples[i].prompt_key for i in q}) == 1
+        for q in candidate_queries(samples, 3, k=3, rng=rng, group="scene")
+    )
+    with pytest.raises(ValueError, match="query group must be one of"):
+        candidate_queries(samples, 1, k=2, rng=rng, group="image")  # type: ignore[arg-type]
+
+
 def test_disagreement_is_zero_when_members_agree() -> None:
     assert disagreement(np.array([[1.0, 0.0], [1.0, 0.0]])) == 0.0
     split = disagreement(np.array([[5.0, 0.0], [0.0, 5.0]]))

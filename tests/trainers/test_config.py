@@ -46,6 +46,14 @@ def test_errors_name_the_key(override: str, fragment: str) -> None:
     assert fragment in str(err.value)
 
 
+def test_scene_queries_need_scene_repeats() -> None:
+    rlhf = ["feedback.source=reward_model", "feedback.query_group=scene"]
+    with pytest.raises(ConfigError, match=r"env.scene_repeats must be >= feedback.query_k \(2\)"):
+        load_config(None, rlhf)
+    cfg = load_config(None, [*rlhf, "env.scene_repeats=2"])
+    assert (cfg.env.scene_repeats, cfg.feedback.query_group) == (2, "scene")
+
+
 def test_bad_override_syntax_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expects key=value"):
         load_config(None, ["training.lr"])
