@@ -19,7 +19,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ class Run:
     overrides: list[str]
     metric: str  # the evaluation metric the goal is about
     goal: float
-    extra: list[str] = field(default_factory=list)
 
 
 SUITES: dict[str, list[Run]] = {
@@ -57,9 +56,12 @@ SUITES: dict[str, list[Run]] = {
 }
 
 
-def run_one(run: Run, out_dir: Path, max_minutes: float, episodes: int) -> dict[str, Any]:
+def run_one(
+    run: Run, out_dir: Path, max_minutes: float, episodes: int, extra: list[str]
+) -> dict[str, Any]:
     overrides = [
         *run.overrides,
+        *extra,
         f"stop.wall_time_s={max_minutes * 60}",
         "stop.iterations=100000",
         f"output_dir={out_dir}",
@@ -77,7 +79,7 @@ def run_one(run: Run, out_dir: Path, max_minutes: float, episodes: int) -> dict[
     }
     row = {
         "config": run.config,
-        "overrides": run.overrides,
+        "overrides": [*run.overrides, *extra],
         "env_steps": result.final.get("env_steps"),
         "iterations": result.final.get("iteration"),
         "wall_clock_s": round(wall, 1),
@@ -97,6 +99,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run names to keep")
     parser.add_argument("--max-minutes", type=float, default=20.0, help="cap per run")
     parser.add_argument("--episodes", type=int, default=1000, help="eval episodes per split")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="config override for every run (repeatable)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -107,7 +111,9 @@ def main() -> None:
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
-            rows[run.name] = run_one(run, Path(tmp), args.max_minutes, args.episodes)
+            rows[run.name] = run_one(
+                run, Path(tmp), args.max_minutes, args.episodes, args.overrides
+            )
             if args.out:  # keep partial results if a later run is interrupted
                 Path(args.out).write_text(json.dumps(rows, indent=2))
     print(f"{'run':16s} {'metric':13s} {'train':>7s} {'test':>7s} {'goal':>5s} "
