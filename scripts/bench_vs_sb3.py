@@ -429,7 +429,11 @@ def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
             "share_features_extractor": m.share_encoders,
             "normalize_images": False,
             "ortho_init": "heads only",
-            "optimizer": "Adam(eps=1e-8)",
+            "optimizer": (
+                f"AdamW(eps=1e-8, weight_decay={t.weight_decay})"
+                if t.weight_decay > 0
+                else "Adam(eps=1e-8)"
+            ),
         },
     }
 
@@ -444,6 +448,12 @@ def run_sb3(cfg: ExperimentConfig, args: argparse.Namespace, seed: int) -> dict[
     t0 = time.perf_counter()
     venv = make_sb3_env(cfg, seed)
     kwargs = {k: v for k, v in settings.items() if k not in ("n_envs", "policy_kwargs")}
+    # The project's learner: Adam, or AdamW when training.weight_decay > 0.
+    decay = cfg.training.weight_decay
+    optimizer: dict[str, Any] = {"optimizer_kwargs": {"eps": 1e-8}}
+    if decay > 0:
+        optimizer = {"optimizer_class": torch.optim.AdamW,
+                     "optimizer_kwargs": {"eps": 1e-8, "weight_decay": decay}}  # fmt: skip
     model = PPO(
         policy_cls,
         venv,
@@ -453,7 +463,7 @@ def run_sb3(cfg: ExperimentConfig, args: argparse.Namespace, seed: int) -> dict[
             "activation_fn": torch.nn.Tanh,
             "share_features_extractor": cfg.model.share_encoders,
             "normalize_images": False,
-            "optimizer_kwargs": {"eps": 1e-8},
+            **optimizer,
         },
         seed=seed,
         device="cpu",
