@@ -18,12 +18,14 @@ network and the same env, one after the other (SB3 first, then RLlib):
   `batch_size = minibatch_size`, `n_epochs`, `lr`, `gamma`, `gae_lambda`, `clip_range`,
   `ent_coef`, `vf_coef`, `max_grad_norm` from the config. The policy's features extractor
   is the project's trunk (text encoder + image encoder + fusion, built from the same
-  `ModelConfig`), the heads are `net_arch = model.hidden_sizes` with Tanh, the trunk shared
+  `ModelConfig`) followed by a layer norm, the heads are `net_arch = model.hidden_sizes` with
+  ReLU (the project's heads: layer norm, then a ReLU MLP, orthogonal init), the trunk shared
   when `model.share_encoders`. Images reach the trunk as (B, H, W, 3) 0..255 values, as under
   RLlib: `normalize_images=False` and a skipping `VecTransposeImage` keep SB3 from scaling or
   transposing them; the trunk keeps its own initialisation (SB3's orthogonal init is applied
   to the heads only, which is also how the project's heads are initialised); Adam's eps is
-  torch's default 1e-8, as in RLlib's learner.
+  torch's default 1e-8, as in RLlib's learner (AdamW on both sides when
+  `training.weight_decay` > 0).
 
 Protocol (the same code for both): the training clock runs only while the framework trains.
 At iteration boundaries (after each `algo.train()`, at the start of each SB3 rollout, i.e.
@@ -361,20 +363,23 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
     from mmrlhf.models.trunk import build_trunk
 
     class MultimodalTrunk(BaseFeaturesExtractor):
-        """`MultimodalModel`'s trunk: text encoder + image encoder + fusion -> (B, F)."""
+        """`MultimodalModel`'s trunk: text encoder + image encoder + fusion -> (B, F), then
+        the layer norm the project's heads start with (one, shared by SB3's policy and value
+        MLPs, where each project head has its own)."""
 
         def __init__(self, observation_space: gym.spaces.Dict) -> None:
             layout = parse_observation_space(observation_space)
             text, image, fusion = build_trunk(layout, model_cfg)
             super().__init__(observation_space, features_dim=fusion.output_dim)
             self.text_encoder, self.image_encoder, self.fusion = text, image, fusion
+            self.norm = torch.nn.LayerNorm(fusion.output_dim)
 
         def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
             # SB3 hands Box observations over as float: text ids back to long; the image
             # stays 0..255 (normalize_images=False), (B, H, W, 3), as the trunk expects.
             text_out = self.text_encoder(obs["text"].long())
             image_out = self.image_encoder(obs["image"])
-            return self.fusion(text_out, image_out)
+            return self.norm(self.fusion(text_out, image_out))
 
     class TrunkInitPolicy(MultiInputActorCriticPolicy):
         """SB3's ortho_init re-initialises every Linear/Conv2d, the features extractor's too
@@ -425,7 +430,8 @@ def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
         "target_kl": None,
         "policy_kwargs": {
             "net_arch": {"pi": list(m.hidden_sizes), "vf": list(m.hidden_sizes)},
-            "activation_fn": "Tanh",
+            "activation_fn": "ReLU",
+            "features": "trunk + LayerNorm",
             "share_features_extractor": m.share_encoders,
             "normalize_images": False,
             "ortho_init": "heads only",
@@ -460,7 +466,7 @@ def run_sb3(cfg: ExperimentConfig, args: argparse.Namespace, seed: int) -> dict[
         policy_kwargs={
             "features_extractor_class": trunk_cls,
             "net_arch": settings["policy_kwargs"]["net_arch"],
-            "activation_fn": torch.nn.Tanh,
+            "activation_fn": torch.nn.ReLU,
             "share_features_extractor": cfg.model.share_encoders,
             "normalize_images": False,
             **optimizer,
