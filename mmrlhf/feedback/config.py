@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # feedback config must stay cheap to import.
 # How queries are chosen (see feedback/queries.py).
 QueryMode = Literal["random", "active", "optimistic"]
-QueryGroup = Literal["scene", "prompt", "none"]
+QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 RMTextEncoder = Literal["transformer", "gru", "bag"]
 RMImageEncoder = Literal["cnn", "vit"]
 RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint"]

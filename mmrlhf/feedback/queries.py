@@ -75,24 +75,27 @@ class QuerySchedule:
         return max(0, self.planned(iteration) - obtained)
 
 
-def group_by_prompt(samples: Sequence[EpisodeSample]) -> dict[str, list[int]]:
-    """Indices of `samples` by prompt key, in order."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(samples):
-        groups[s.prompt_key].append(i)
-    return dict(groups)
+# What a query's episodes share, per tier: (group key, slot key) of (index, sample). A query
+# takes k different slots of one group, one episode from each; a scene's slots are its
+# distinct responses (two equal responses to one scene are a certain tie), elsewhere each
+# episode is its own slot.
+_Key = Callable[[int, EpisodeSample], object]
+_TIER_KEYS: dict[str, tuple[_Key, _Key]] = {
+    "scene": (lambda i, s: s.scene_key, lambda i, s: s.response_key),
+    "prompt": (lambda i, s: s.prompt_key, lambda i, s: i),
+    "none": (lambda i, s: None, lambda i, s: i),
+}
 
 
-def _scene_groups(samples: Sequence[EpisodeSample], eligible: Sequence[int], k: int
-                  ) -> list[list[list[int]]]:  # fmt: skip
-    """Scenes with at least k different responses among the eligible episodes: per scene,
-    the episode indices of each distinct response (two equal responses to one scene are a
-    certain tie, so a query never holds both)."""
-    scenes: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+def _groups(samples: Sequence[EpisodeSample], eligible: Sequence[int], k: int, tier: str
+            ) -> list[list[list[int]]]:  # fmt: skip
+    """The tier's groups with at least k slots, each a list of slots (episode indices), in
+    order of first appearance."""
+    group_key, slot_key = _TIER_KEYS[tier]
+    groups: dict[object, dict[object, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i in eligible:
-        scenes[samples[i].scene_key][samples[i].response_key].append(i)
-    return [list(by_response.values()) for by_response in scenes.values()
-            if len(by_response) >= k]  # fmt: skip
+        groups[group_key(i, samples[i])][slot_key(i, samples[i])].append(i)
+    return [list(slots.values()) for slots in groups.values() if len(slots) >= k]
 
 
 def candidate_queries(
@@ -122,18 +125,13 @@ def candidate_queries(
     eligible = [i for i, s in enumerate(samples) if s.episode_id not in exclude]
     if len(eligible) < k or n <= 0:
         return []
-    # Each tier: groups of slots; a query takes k different slots of one group, one episode
-    # from each slot.
-    tiers: list[list[list[list[int]]]] = []
-    if group == "scene":
-        tiers.append(_scene_groups(samples, eligible, k))
-    if group in ("scene", "prompt"):
-        by_prompt = group_by_prompt([samples[i] for i in eligible]).values()
-        tiers.append([[[eligible[j]] for j in g] for g in by_prompt if len(g) >= k])
-    tiers.append([[[i] for i in eligible]])
     seen: set[tuple[int, ...]] = set()
     out: list[tuple[int, ...]] = []
-    for groups in tiers:
+    # QUERY_GROUPS runs finest first; each coarser tier tops the queries up.
+    for tier in QUERY_GROUPS[QUERY_GROUPS.index(group) :]:
+        if len(out) >= n:
+            break
+        groups = _groups(samples, eligible, k, tier)
         if not groups:
             continue
         sizes = np.array([len(g) for g in groups], dtype=float)
