@@ -402,10 +402,22 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
     return MultimodalTrunk, TrunkInitPolicy
 
 
+# The project's heads: layer norm (in the SB3 trunk), then a ReLU MLP.
+HEAD_ACTIVATION = torch.nn.ReLU
+
+
+def sb3_optimizer(weight_decay: float) -> tuple[type[torch.optim.Optimizer], dict[str, float]]:
+    """The project learner's optimizer: Adam, or AdamW when `weight_decay` > 0; eps as torch's."""
+    if weight_decay > 0:
+        return torch.optim.AdamW, {"eps": 1e-8, "weight_decay": weight_decay}
+    return torch.optim.Adam, {"eps": 1e-8}
+
+
 def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
     """SB3 PPO keyword arguments matched to the config (plain values, for the report)."""
     t, m = cfg.training, cfg.model
     n_envs = t.num_envs_per_env_runner
+    optimizer, optimizer_kwargs = sb3_optimizer(t.weight_decay)
     if t.train_batch_size % n_envs:
         logger.warning(
             "train_batch_size %d is not a multiple of %d envs: SB3 rolls out %d steps",
@@ -430,16 +442,13 @@ def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
         "target_kl": None,
         "policy_kwargs": {
             "net_arch": {"pi": list(m.hidden_sizes), "vf": list(m.hidden_sizes)},
-            "activation_fn": "ReLU",
+            "activation_fn": HEAD_ACTIVATION.__name__,
             "features": "trunk + LayerNorm",
             "share_features_extractor": m.share_encoders,
             "normalize_images": False,
             "ortho_init": "heads only",
-            "optimizer": (
-                f"AdamW(eps=1e-8, weight_decay={t.weight_decay})"
-                if t.weight_decay > 0
-                else "Adam(eps=1e-8)"
-            ),
+            "optimizer": f"{optimizer.__name__}"
+            f"({', '.join(f'{k}={v}' for k, v in optimizer_kwargs.items())})",
         },
     }
 
@@ -454,22 +463,18 @@ def run_sb3(cfg: ExperimentConfig, args: argparse.Namespace, seed: int) -> dict[
     t0 = time.perf_counter()
     venv = make_sb3_env(cfg, seed)
     kwargs = {k: v for k, v in settings.items() if k not in ("n_envs", "policy_kwargs")}
-    # The project's learner: Adam, or AdamW when training.weight_decay > 0.
-    decay = cfg.training.weight_decay
-    optimizer: dict[str, Any] = {"optimizer_kwargs": {"eps": 1e-8}}
-    if decay > 0:
-        optimizer = {"optimizer_class": torch.optim.AdamW,
-                     "optimizer_kwargs": {"eps": 1e-8, "weight_decay": decay}}  # fmt: skip
+    optimizer, optimizer_kwargs = sb3_optimizer(cfg.training.weight_decay)
     model = PPO(
         policy_cls,
         venv,
         policy_kwargs={
             "features_extractor_class": trunk_cls,
             "net_arch": settings["policy_kwargs"]["net_arch"],
-            "activation_fn": torch.nn.ReLU,
+            "activation_fn": HEAD_ACTIVATION,
             "share_features_extractor": cfg.model.share_encoders,
             "normalize_images": False,
-            **optimizer,
+            "optimizer_class": optimizer,
+            "optimizer_kwargs": optimizer_kwargs,
         },
         seed=seed,
         device="cpu",
