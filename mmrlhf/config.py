@@ -69,6 +69,18 @@ class TrainingConfig(_Section):
     torch_threads: int | None = Field(None, ge=1)
     seed: int | None = 0
     restart_failed_env_runners: bool = True
+    overlap_sampling: bool = Field(
+        False,
+        description="Remote EnvRunners sample the next batch while the Learner trains "
+        "(OverlappedPPO: one iteration of policy lag); no effect with num_env_runners=0.",
+    )
+    overlap_rho_max: float = Field(
+        1.0,
+        ge=0,
+        description="With overlap_sampling: decoupled PPO, the clip centred on the Learner's "
+        "policy and the lagged samples importance-weighted, the weight truncated here; 0 = "
+        "clip against the sampling policy, as plain PPO does.",
+    )
 
     @model_validator(mode="after")
     def _minibatch_fits(self) -> TrainingConfig:

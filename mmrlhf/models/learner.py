@@ -27,6 +27,11 @@ Weight decay: with ``learner_config_dict[WEIGHT_DECAY_CONFIG] > 0`` (``training.
 the optimizer is AdamW with that decoupled decay instead of RLlib's plain Adam. It keeps the
 policy from growing large text-only priors ("circles are never green") that override what the
 image shows on held-out colour-shape pairs (see ``docs/architecture.md``).
+
+Policy lag: with ``learner_config_dict[PROXIMAL_RHO_CONFIG] > 0`` (set by ``build_ppo_config``
+for ``training.overlap_sampling``) the clip is centred on the Learner's own policy and the
+batch's (older) sampling policy is importance-weighted: decoupled PPO, see
+``models/proximal_policy.py``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from ray.rllib.utils.typing import ModuleID, TensorType
 from mmrlhf.models.bootstrap_rows import DropBootstrapRows
 from mmrlhf.models.contrastive import content_ids, info_nce
 from mmrlhf.models.multimodal import IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
+from mmrlhf.models.proximal_policy import ProximalPolicyCorrection
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,8 @@ KL_COEFF_CONFIG = "mmrlhf_kl_coeff"
 KL_REFERENCE_CONFIG = "mmrlhf_kl_reference"
 # learner_config_dict key of decoupled weight decay (AdamW instead of Adam when > 0).
 WEIGHT_DECAY_CONFIG = "mmrlhf_weight_decay"
+# learner_config_dict key: truncation of decoupled PPO's importance weight (0/absent = off).
+PROXIMAL_RHO_CONFIG = "mmrlhf_proximal_rho_max"
 # Metric keys (under result["learners"][module_id]).
 KL_KEY = "feedback/kl"
 KL_COEFF_KEY = "feedback/kl_coeff"
@@ -102,8 +110,9 @@ class MultimodalPPOLearner(PPOTorchLearner):
 
     @override(PPOTorchLearner)
     def build(self) -> None:
-        """Build as PPO does (plus `DropBootstrapRows` after GAE), then freeze a reference
-        policy if the KL penalty is on."""
+        """Build as PPO does (plus `DropBootstrapRows` after GAE, and decoupled PPO's
+        `ProximalPolicyCorrection` if asked for), then freeze a reference policy if the KL
+        penalty is on."""
         super().build()
         if (
             self._learner_connector is not None
@@ -111,6 +120,9 @@ class MultimodalPPOLearner(PPOTorchLearner):
         ):
             self._learner_connector.append(DropBootstrapRows())
         extra = self.config.learner_config_dict or {}
+        rho_max = float(extra.get(PROXIMAL_RHO_CONFIG, 0.0) or 0.0)
+        if rho_max > 0.0 and self._learner_connector is not None:
+            self._learner_connector.append(ProximalPolicyCorrection(rho_max=rho_max))
         self._kl_coeff = float(extra.get(KL_COEFF_CONFIG, 0.0) or 0.0)
         self._reference: dict[ModuleID, RLModule] = {}
         if self._kl_coeff <= 0.0:

@@ -11,7 +11,8 @@ from mmrlhf.config import ExperimentConfig
 from mmrlhf.envs import RLLIB_NAME
 from mmrlhf.models import MultimodalPPOLearner, model_spec
 from mmrlhf.models.finished_rows import finished_rows_connector
-from mmrlhf.models.learner import WEIGHT_DECAY_CONFIG
+from mmrlhf.models.learner import PROXIMAL_RHO_CONFIG, WEIGHT_DECAY_CONFIG
+from mmrlhf.trainers.overlapped_ppo import OverlappedPPO
 
 
 def env_config_dict(cfg: ExperimentConfig, **overrides: Any) -> dict[str, Any]:
@@ -23,12 +24,14 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
     """Translate `cfg` into a `PPOConfig` on RLlib's new API stack.
 
     Sets the env (by its registry name), the `MultimodalModel` spec, PPO hyperparameters, the
-    EnvRunner layout, fault tolerance, the seed, and the feedback callback (which also switches
-    to complete-episode batches when feedback is on).
+    EnvRunner layout (with `overlap_sampling`, the algorithm is `OverlappedPPO`), fault
+    tolerance, the seed, and the feedback callback (which also switches to complete-episode
+    batches when feedback is on).
     """
     t = cfg.training
+    overlapped = t.overlap_sampling and t.num_env_runners > 0
     config = (
-        PPOConfig()
+        PPOConfig(algo_class=OverlappedPPO if overlapped else None)
         .environment(RLLIB_NAME, env_config=env_config_dict(cfg))
         .framework("torch")
         .env_runners(
@@ -41,7 +44,11 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
         .learners(
             num_learners=t.num_learners,
             learner_class=MultimodalPPOLearner,
-            learner_config_dict={WEIGHT_DECAY_CONFIG: t.weight_decay},
+            learner_config_dict={
+                WEIGHT_DECAY_CONFIG: t.weight_decay,
+                # Decoupled PPO only where batches lag the Learner (OverlappedPPO).
+                PROXIMAL_RHO_CONFIG: t.overlap_rho_max if overlapped else 0.0,
+            },
         )
         .training(
             lr=t.lr,

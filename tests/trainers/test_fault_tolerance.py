@@ -10,13 +10,19 @@ from mmrlhf.trainers.ppo import build_ppo_config
 pytestmark = pytest.mark.ray
 
 
+@pytest.mark.parametrize("overlap", [False, True], ids=["ppo", "overlapped"])
 def test_killing_an_env_runner_does_not_stop_training(
-    ray_session: None, tiny_cfg: ExperimentConfig
+    ray_session: None, tiny_cfg: ExperimentConfig, overlap: bool
 ) -> None:
     import ray
 
     cfg = tiny_cfg.with_overrides(
-        {"training.num_env_runners": 2, "training.num_cpus_per_env_runner": 0.5}
+        {
+            "training.num_env_runners": 2,
+            "training.num_cpus_per_env_runner": 0.5,
+            # Overlapped: the victim dies with a sample() in flight.
+            "training.overlap_sampling": overlap,
+        }
     )
     algo = build_ppo_config(cfg).build_algo()
     results = []
