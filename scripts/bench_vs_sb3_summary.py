@@ -1,0 +1,125 @@
+"""Median time to the target over several `bench_vs_sb3.py` runs (one JSON per seed).
+
+    python scripts/bench_vs_sb3_summary.py benchmarks/bench_vs_sb3.json \
+        benchmarks/bench_vs_sb3_seed{1,2,3,4}.json
+
+Prints one row per run (seconds and env steps to the target test accuracy for each side, or
+"not reached" with the best accuracy and the run's cap) and the medians. A side that did not
+reach the target within its cap counts as slower than the cap: a median that lands on such a
+run is reported as "> cap", and the ratio of medians is then a bound, not a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+FRAMEWORKS = ("sb3", "rllib")
+
+
+def time_to_target(run: dict[str, Any], side: str, target_key: str) -> tuple[float | None, float]:
+    """(seconds to the target or None, the run's cap in seconds) for one side of one run."""
+    timed = run["results"][side]["thresholds"]
+    if target_key not in timed:
+        raise ValueError(
+            f"run with seed {run['seed']} did not time {target_key} for {side}; "
+            f"timed: {', '.join(sorted(timed))}"
+        )
+    hit = timed[target_key]
+    return (hit["seconds"] if hit else None), float(run["protocol"]["max_minutes"]) * 60.0
+
+
+def censored_median(times: Sequence[tuple[float | None, float]]) -> tuple[float, bool]:
+    """Median of times where None means "more than its cap"; returns (value, is_lower_bound).
+
+    Unreached runs sort after every reached one (each is only known to exceed its cap). A
+    median that falls on an unreached run is returned as that run's cap, flagged as a bound.
+    """
+    if not times:
+        raise ValueError("no runs to summarise")
+    reached = sorted(t for t, _ in times if t is not None)
+    capped = sorted(cap for t, cap in times if t is None)
+    ordered = [(t, False) for t in reached] + [(cap, True) for cap in capped]
+    n = len(ordered)
+    mid = ordered[(n - 1) // 2 : n // 2 + 1]
+    return statistics.fmean(v for v, _ in mid), any(bound for _, bound in mid)
+
+
+def summarise(runs: Sequence[dict[str, Any]], target: float) -> dict[str, Any]:
+    """Per-run times and per-side medians to `target`, plus the ratio of the medians."""
+    key = str(target)
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"seed": run["seed"], "git": run.get("git")}
+        for side in FRAMEWORKS:
+            if side not in run["results"]:
+                raise ValueError(f"run with seed {run['seed']} has no {side!r} side")
+            seconds, cap = time_to_target(run, side, key)
+            res = run["results"][side]
+            hit = res["thresholds"][key]
+            row[side] = {
+                "seconds": seconds,
+                "env_steps": hit["env_steps"] if hit else None,
+                "cap_s": cap,
+                "best_accuracy": res["best_accuracy"],
+                "steps_per_s": res["steps_per_s"],
+            }
+        rows.append(row)
+    medians = {}
+    for side in FRAMEWORKS:
+        value, bound = censored_median([(r[side]["seconds"], r[side]["cap_s"]) for r in rows])
+        medians[side] = {"seconds": value, "lower_bound": bound}
+    sb3, rllib = medians["sb3"], medians["rllib"]
+    exact = not sb3["lower_bound"] and not rllib["lower_bound"]
+    ratio = rllib["seconds"] / sb3["seconds"] if exact else None
+    return {"target": target, "runs": rows, "medians": medians, "ratio_of_medians": ratio}
+
+
+def _cell(side: dict[str, Any]) -> str:
+    if side["seconds"] is None:
+        return f"> {side['cap_s']:.0f} s (best {side['best_accuracy']:.2f})"
+    return f"{side['seconds']:.1f} s ({side['env_steps']:,} steps)"
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print(f"seconds of training to {summary['target']} test accuracy")
+    print(f"{'seed':<8}{'sb3':<30}{'rllib':<30}rllib/sb3")
+    for row in summary["runs"]:
+        sb3, rllib = row["sb3"], row["rllib"]
+        both = sb3["seconds"] is not None and rllib["seconds"] is not None
+        ratio = f"{rllib['seconds'] / sb3['seconds']:.2f}" if both else "-"
+        print(f"{row['seed']:<8}{_cell(sb3):<30}{_cell(rllib):<30}{ratio}")
+    cells = []
+    for side in FRAMEWORKS:
+        m = summary["medians"][side]
+        cells.append(("> " if m["lower_bound"] else "") + f"{m['seconds']:.1f} s")
+    ratio = summary["ratio_of_medians"]
+    shown = "-" if ratio is None else f"{ratio:.2f}"
+    print(f"{'median':<8}{cells[0]:<30}{cells[1]:<30}{shown}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="bench_vs_sb3.py --out JSON files")
+    p.add_argument("--target", type=float, default=0.95, help="test accuracy (a timed one)")
+    p.add_argument("--out", type=Path, help="write the summary here as JSON")
+    args = p.parse_args(argv)
+    runs = [json.loads(path.read_text()) for path in args.runs]
+    try:
+        summary = summarise(runs, args.target)
+    except (KeyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_summary(summary)
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

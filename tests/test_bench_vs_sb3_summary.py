@@ -1,0 +1,65 @@
+"""scripts/bench_vs_sb3_summary.py: medians of time-to-target where some runs never got there."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_vs_sb3_summary.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_vs_sb3_summary", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+summary = _load()
+
+
+def _run(seed: int, sb3: float | None, rllib: float | None, minutes: float = 5.0) -> dict[str, Any]:
+    def side(seconds: float | None) -> dict[str, Any]:
+        hit = None if seconds is None else {"seconds": seconds, "env_steps": int(seconds * 100)}
+        return {
+            "thresholds": {"0.9": hit, "0.95": hit},
+            "best_accuracy": 0.99 if hit else 0.8,
+            "steps_per_s": 300.0,
+        }
+
+    return {
+        "seed": seed,
+        "protocol": {"max_minutes": minutes},
+        "results": {"sb3": side(sb3), "rllib": side(rllib)},
+    }
+
+
+def test_unreached_runs_sort_after_every_reached_one() -> None:
+    times = [(100.0, 300.0), (None, 240.0), (200.0, 300.0), (None, 300.0), (150.0, 300.0)]
+    assert summary.censored_median(times) == (200.0, False)
+    # The median lands on an unreached run: only a bound is known.
+    assert summary.censored_median([(100.0, 300.0), (None, 240.0), (None, 300.0)]) == (
+        240.0,
+        True,
+    )
+    assert summary.censored_median([(100.0, 300.0), (200.0, 300.0)]) == (150.0, False)
+
+
+def test_ratio_of_medians_only_when_both_are_numbers() -> None:
+    runs = [_run(0, 100.0, None), _run(1, None, 180.0), _run(2, 200.0, 210.0)]
+    out = summary.summarise(runs, 0.95)
+    assert out["medians"]["sb3"] == {"seconds": 200.0, "lower_bound": False}
+    assert out["medians"]["rllib"] == {"seconds": 210.0, "lower_bound": False}
+    assert out["ratio_of_medians"] == pytest.approx(1.05)
+    bounded = summary.summarise([_run(0, 100.0, None), _run(1, None, None)], 0.95)
+    assert bounded["medians"]["rllib"]["lower_bound"] and bounded["ratio_of_medians"] is None
+
+
+def test_an_untimed_target_is_refused_with_the_timed_ones() -> None:
+    with pytest.raises(ValueError, match=r"did not time 0\.42 .*timed: 0\.9, 0\.95"):
+        summary.summarise([_run(0, 100.0, 120.0)], 0.42)
