@@ -72,7 +72,8 @@ class TrainingConfig(_Section):
     overlap_sampling: bool = Field(
         False,
         description="Remote EnvRunners sample the next batch while the Learner trains "
-        "(OverlappedPPO: one iteration of policy lag); no effect with num_env_runners=0.",
+        "(OverlappedPPO: one iteration of policy lag); no effect with num_env_runners=0. "
+        "Needs cores to spare: set torch_threads so the Learner leaves the EnvRunners theirs.",
     )
     overlap_rho_max: float = Field(
         1.0,
