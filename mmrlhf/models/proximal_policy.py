@@ -73,8 +73,15 @@ class ProximalPolicyCorrection(ConnectorV2):
     ) -> Any:
         """Rewrite each module's log-probabilities, advantages and distribution inputs."""
         for module_id, module_batch in batch.items():
-            if not isinstance(module_batch, dict) or Columns.ACTION_LOGP not in module_batch:
-                continue
+            if (
+                not isinstance(module_batch, dict)
+                or not {
+                    Columns.ACTION_LOGP,
+                    Postprocessing.ADVANTAGES,
+                }
+                <= module_batch.keys()
+            ):
+                continue  # nothing sampled to reweight (or no GAE ran before this piece)
             module = rl_module[module_id]
             with torch.no_grad():
                 logits = module.forward_inference(module_batch)[Columns.ACTION_DIST_INPUTS]
