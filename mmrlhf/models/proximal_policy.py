@@ -37,6 +37,8 @@ IS_WEIGHT_MEAN_KEY = "policy_lag/is_weight_mean"
 IS_WEIGHT_TRUNCATED_KEY = "policy_lag/is_weight_truncated"
 """Metric keys, under the module id in `result["learners"]`."""
 
+_NEEDED = frozenset({Columns.ACTION_LOGP, Postprocessing.ADVANTAGES})
+
 
 def decoupled_columns(
     prox_logp: torch.Tensor,
@@ -73,14 +75,7 @@ class ProximalPolicyCorrection(ConnectorV2):
     ) -> Any:
         """Rewrite each module's log-probabilities, advantages and distribution inputs."""
         for module_id, module_batch in batch.items():
-            if (
-                not isinstance(module_batch, dict)
-                or not {
-                    Columns.ACTION_LOGP,
-                    Postprocessing.ADVANTAGES,
-                }
-                <= module_batch.keys()
-            ):
+            if not isinstance(module_batch, dict) or not module_batch.keys() >= _NEEDED:
                 continue  # nothing sampled to reweight (or no GAE ran before this piece)
             module = rl_module[module_id]
             with torch.no_grad():
