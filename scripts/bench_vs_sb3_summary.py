@@ -22,16 +22,31 @@ from typing import Any
 FRAMEWORKS = ("sb3", "rllib")
 
 
-def time_to_target(run: dict[str, Any], side: str, target_key: str) -> tuple[float | None, float]:
-    """(seconds to the target or None, the run's cap in seconds) for one side of one run."""
-    timed = run["results"][side]["thresholds"]
-    if target_key not in timed:
+def threshold_key(target: float) -> str:
+    """How bench_vs_sb3.py keys a timed accuracy in its JSON (its `_th_key`)."""
+    return f"{target:g}"
+
+
+def side_result(run: dict[str, Any], side: str, key: str) -> dict[str, Any]:
+    """One side of one run: seconds and env steps to the target (None if not reached), the
+    run's cap in seconds, its best test accuracy and its env steps per second."""
+    if side not in run["results"]:
+        raise ValueError(f"run with seed {run['seed']} has no {side!r} side")
+    res = run["results"][side]
+    timed = res["thresholds"]
+    if key not in timed:
         raise ValueError(
-            f"run with seed {run['seed']} did not time {target_key} for {side}; "
+            f"run with seed {run['seed']} did not time {key} for {side}; "
             f"timed: {', '.join(sorted(timed))}"
         )
-    hit = timed[target_key]
-    return (hit["seconds"] if hit else None), float(run["protocol"]["max_minutes"]) * 60.0
+    hit = timed[key] or {}
+    return {
+        "seconds": hit.get("seconds"),
+        "env_steps": hit.get("env_steps"),
+        "cap_s": float(run["protocol"]["max_minutes"]) * 60.0,
+        "best_accuracy": res["best_accuracy"],
+        "steps_per_s": res["steps_per_s"],
+    }
 
 
 def censored_median(times: Sequence[tuple[float | None, float]]) -> tuple[float, bool]:
@@ -52,24 +67,15 @@ def censored_median(times: Sequence[tuple[float | None, float]]) -> tuple[float,
 
 def summarise(runs: Sequence[dict[str, Any]], target: float) -> dict[str, Any]:
     """Per-run times and per-side medians to `target`, plus the ratio of the medians."""
-    key = str(target)
-    rows = []
-    for run in runs:
-        row: dict[str, Any] = {"seed": run["seed"], "git": run.get("git")}
-        for side in FRAMEWORKS:
-            if side not in run["results"]:
-                raise ValueError(f"run with seed {run['seed']} has no {side!r} side")
-            seconds, cap = time_to_target(run, side, key)
-            res = run["results"][side]
-            hit = res["thresholds"][key]
-            row[side] = {
-                "seconds": seconds,
-                "env_steps": hit["env_steps"] if hit else None,
-                "cap_s": cap,
-                "best_accuracy": res["best_accuracy"],
-                "steps_per_s": res["steps_per_s"],
-            }
-        rows.append(row)
+    key = threshold_key(target)
+    rows = [
+        {
+            "seed": run["seed"],
+            "git": run.get("git"),
+            **{side: side_result(run, side, key) for side in FRAMEWORKS},
+        }
+        for run in runs
+    ]
     medians = {}
     for side in FRAMEWORKS:
         value, bound = censored_median([(r[side]["seconds"], r[side]["cap_s"]) for r in rows])
