@@ -24,7 +24,7 @@ from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.models import ModelConfig, MultimodalModel
 from mmrlhf.models.base import count_parameters
 
-FUSIONS = ("concat", "sum", "weighted", "cross_attention", "joint")
+FUSIONS = ("concat", "sum", "weighted", "cross_attention", "joint", "factored_attention")
 
 
 def random_batch(env: MyMultimodalEnv, batch: int) -> dict[str, Any]:

@@ -21,15 +21,17 @@ from mmrlhf.feedback.raters import RATERS, Rater, make_rater, rater_seed
 if TYPE_CHECKING:
     from mmrlhf.models.config import ModelConfig
 
-# Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
-# model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
-# feedback config must stay cheap to import.
 # How queries are chosen (see feedback/queries.py).
 QueryMode = Literal["random", "active", "optimistic"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
+# Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
+# model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
+# feedback config must stay cheap to import (a test keeps them in step).
 RMTextEncoder = Literal["transformer", "gru", "bag"]
 RMImageEncoder = Literal["cnn", "vit"]
-RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint"]
+RMFusion = Literal[
+    "concat", "sum", "weighted", "cross_attention", "joint", "factored_attention"
+]
 
 
 class FeedbackConfig(BaseModel):

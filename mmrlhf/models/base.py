@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# The factor that says where a token is (learned position embeddings); every other factor
+# describes what is there.
+POSITION_FACTOR = "position"
+
+
 @dataclass
 class EncoderOutput:
     """Features of one modality.
@@ -23,11 +29,16 @@ class EncoderOutput:
         tokens: Token / patch features, shape (B, T, D).
         mask: True where a token is real (not padding), shape (B, T), dtype bool.
         pooled: One vector per sample, shape (B, D).
+        factors: Optional parts that ``tokens`` combines, by name, each (B, T, D) or
+            broadcastable to it (a position embedding is (1, T, D)). The two-stream CNN gives
+            ``form``, ``color`` and ``position``; ``factored_attention`` matches and reads
+            them one at a time. None: the encoder has no such parts.
     """
 
     tokens: torch.Tensor
     mask: torch.Tensor
     pooled: torch.Tensor
+    factors: dict[str, torch.Tensor] | None = None
 
 
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,14 +87,17 @@ class Encoder(nn.Module):
 
 @dataclass(frozen=True)
 class TokenCounts:
-    """How many tokens each encoder emits per sample (fixed for a given observation layout)."""
+    """How many tokens each encoder emits per sample (fixed for a given observation layout),
+    and the names of the image encoder's factors (empty: it has none)."""
 
     text: int
     image: int
+    image_factors: tuple[str, ...] = ()
 
 
 def count_tokens(text: Encoder, image: Encoder, layout: ObservationLayout) -> TokenCounts:
-    """Token counts of two encoders, found by encoding one blank observation of ``layout``.
+    """Token counts of two encoders (and the image factors' names), found by encoding one
+    blank observation of ``layout``.
 
     A dry run is the one way that holds for every encoder, pretrained towers included (their
     count depends on the model's own image size, patch size and [CLS] token).
@@ -91,7 +105,9 @@ def count_tokens(text: Encoder, image: Encoder, layout: ObservationLayout) -> To
     ids = torch.zeros(1, layout.text_len, dtype=torch.long)
     pixels = torch.zeros(1, layout.height, layout.width, 3, dtype=torch.uint8)
     with torch.no_grad():
-        return TokenCounts(text(ids).tokens.shape[1], image(pixels).tokens.shape[1])
+        image_out = image(pixels)
+        factors = tuple(image_out.factors or ())
+        return TokenCounts(text(ids).tokens.shape[1], image_out.tokens.shape[1], factors)
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:
@@ -107,3 +123,13 @@ def pick(registry: Mapping[str, T], name: str, field: str) -> T:
         return registry[name]
     except KeyError:
         raise ValueError(f"Unknown {field} {name!r}; choose one of {sorted(registry)}") from None
+
+
+class Fusion(nn.Module, ABC):
+    """Base class: ``forward(text, image) -> (B, output_dim)``."""
+
+    output_dim: int
+
+    @abstractmethod
+    def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
+        """Fuse the two modalities."""

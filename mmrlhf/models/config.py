@@ -19,7 +19,9 @@ logger = logging.getLogger(__name__)
 
 TextEncoderKind = Literal["transformer", "pretrained", "gru", "bag"]
 ImageEncoderKind = Literal["cnn", "vit", "pretrained"]
-FusionKind = Literal["concat", "sum", "weighted", "cross_attention", "joint"]
+FusionKind = Literal[
+    "concat", "sum", "weighted", "cross_attention", "joint", "factored_attention"
+]
 CrossAttentionDirection = Literal["text_to_image", "image_to_text", "both"]
 CNNStreams = Literal["rgb", "form_color"]
 AttentionGate = Literal["softmax", "sigmoid"]
@@ -55,8 +57,11 @@ class ModelConfig(BaseModel):
         image_encoder: ``cnn`` (small conv net), ``vit`` (random-init ``ViTModel``) or
             ``pretrained`` (vision tower from ``pretrained_image_path``, e.g. CLIP).
         fusion: ``concat``, ``sum``, ``weighted`` (learned softmax weights over modalities),
-            ``cross_attention`` (multi-head attention between text tokens and image patches)
-            or ``joint`` (shared L2-normalised space plus cosine similarity).
+            ``cross_attention`` (multi-head attention between text tokens and image patches),
+            ``joint`` (shared L2-normalised space plus cosine similarity) or
+            ``factored_attention`` (text tokens match and read the image's factors, form,
+            colour and position, one at a time; answers held-out colour-shape pairs from the
+            image, see :mod:`mmrlhf.models.factored_attention`).
         embed_dim: Width D of every encoder's token features and pooled vector.
         num_layers: Layers of the ``transformer`` text encoder and the ``vit`` image encoder.
         num_heads: Attention heads (transformer, ViT, cross-attention); must divide embed_dim.
@@ -81,7 +86,11 @@ class ModelConfig(BaseModel):
         freeze_text: Keep the text backbone's weights fixed (its projection still trains).
         freeze_image: Keep the image backbone's weights fixed (its projection still trains).
         cross_attention_direction: ``text_to_image`` (text tokens query image patches),
-            ``image_to_text`` or ``both``.
+            ``image_to_text`` or ``both``. ``factored_attention`` is ``text_to_image`` only.
+        factored_residual: ``factored_attention`` only: add the text tokens to what they read
+            (as ``cross_attention`` does). Off by default, so the question's own words cannot
+            vote on the answer; multi-step tasks whose state is in the text (caption,
+            dialogue) need it on.
         attention_gate: How ``cross_attention`` weighs the keys: ``softmax`` (weights sum
             to 1 over the keys) or ``sigmoid`` (each key gated on its own, so the output can
             grow with the number of matching keys, which helps counting).
@@ -122,6 +131,7 @@ class ModelConfig(BaseModel):
     freeze_text: bool = False
     freeze_image: bool = False
     cross_attention_direction: CrossAttentionDirection = "text_to_image"
+    factored_residual: bool = False
     attention_gate: AttentionGate = "softmax"
     attention_maps: tuple[AttentionMap, ...] = ("context",)
     share_encoders: bool = True
@@ -140,6 +150,14 @@ class ModelConfig(BaseModel):
             raise ValueError(
                 f"attention_maps lists a map twice: {list(self.attention_maps)}; "
                 "allowed: each of 'context', 'query' at most once"
+            )
+        if self.fusion == "factored_attention" and self.cross_attention_direction != (
+            "text_to_image"
+        ):
+            raise ValueError(
+                "fusion='factored_attention' runs text_to_image only, got "
+                f"cross_attention_direction={self.cross_attention_direction!r}; "
+                "use 'cross_attention' for the other directions"
             )
         if any(c < 1 for c in (*self.cnn_channels, *self.hidden_sizes)):
             raise ValueError("cnn_channels and hidden_sizes must be positive integers")

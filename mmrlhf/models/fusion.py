@@ -13,31 +13,26 @@ Every fusion module takes the two :class:`EncoderOutput` (width D each) and retu
   (default: where it looked, per head and context token; see :func:`context_map`).
 - ``joint``: both pooled vectors projected into a shared space and L2-normalised; features
   [z_text, z_image, z_text * z_image, cos(z_text, z_image)] (3D + 1).
+- ``factored_attention``: text tokens match and read the image's factors (form, colour,
+  position) one at a time, through gates the query sets; the output is what was read, not
+  the query's own words (D, plus maps). See :mod:`mmrlhf.models.factored_attention`.
+
+The attention primitives (multi-head attention, its maps) live in
+:mod:`mmrlhf.models.attention`.
 """
 
 from __future__ import annotations
 
-import math
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrlhf.models.base import EncoderOutput, TokenCounts, masked_mean, pick
+from mmrlhf.models.attention import MultiHeadAttention, context_map, query_map
+from mmrlhf.models.base import EncoderOutput, Fusion, TokenCounts, masked_mean, pick
 from mmrlhf.models.config import AttentionGate, AttentionMap, ModelConfig
-
-
-class Fusion(nn.Module, ABC):
-    """Base class: ``forward(text, image) -> (B, output_dim)``."""
-
-    output_dim: int
-
-    @abstractmethod
-    def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
-        """Fuse the two modalities."""
+from mmrlhf.models.factored_attention import FactoredAttentionFusion
 
 
 class ConcatFusion(Fusion):
@@ -80,94 +75,6 @@ class WeightedFusion(Fusion):
         """Return w_text * text_pooled + w_image * image_pooled."""
         w = self.weights()
         return w[0] * text.pooled + w[1] * image.pooled
-
-
-class Attention(NamedTuple):
-    """One attention pass: the output and, per head, how the queries weighed the keys."""
-
-    output: torch.Tensor  # (B, Tq, D)
-    weights: torch.Tensor  # (B, h, Tq, Tk); 0 on masked keys
-    scores: torch.Tensor  # (B, h, Tq, Tk) = Q K^T / sqrt(d_k); dtype min on masked keys
-
-
-class MultiHeadAttention(nn.Module):
-    """Multi-head scaled dot-product attention, written out.
-
-    ``softmax(Q K^T / sqrt(d_k)) V`` per head with d_k = dim / num_heads; keys where
-    ``key_mask`` is False get no weight. A query whose keys are all masked attends to nothing
-    and returns the output projection of zeros (its bias) instead of NaN.
-    """
-
-    def __init__(self, dim: int, num_heads: int, gate: AttentionGate = "softmax") -> None:
-        super().__init__()
-        self.gate = gate
-        if dim % num_heads:
-            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.out = nn.Linear(dim, dim)
-
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        return x.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, T, d_k)
-
-    def forward(
-        self, query: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Attend from ``query`` (B, Tq, D) to ``context`` (B, Tk, D) -> (B, Tq, D)."""
-        return self.attend(query, context, key_mask).output
-
-    def attend(
-        self, query: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor
-    ) -> Attention:
-        """Like ``forward``, also returning the per-head weights and scores."""
-        q, k, v = (
-            self._split(self.q(query)),
-            self._split(self.k(context)),
-            self._split(self.v(context)),
-        )
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, h, Tq, Tk)
-        keep = key_mask[:, None, None, :]
-        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, -1) if self.gate == "softmax" else torch.sigmoid(scores)
-        weights = weights * keep.to(scores.dtype)
-        mixed = (weights @ v).transpose(1, 2).reshape(query.shape)  # (B, Tq, D)
-        return Attention(self.out(mixed), weights, scores)
-
-
-def context_map(attention: Attention, query_mask: torch.Tensor) -> torch.Tensor:
-    """Where the queries looked: each context token's weight, averaged over the real queries,
-    per head, flattened to (B, h * Tk). Rows without a real query give zeros.
-
-    A pooled attention output has mixed the positions away, so it cannot say *which* tile or
-    listed description matched; a policy whose action names a position (retrieval) needs this
-    pointer feature. Text querying tiled candidates lights up the tile that matches all its
-    words; image patches querying a list light up the description that fits.
-    """
-    real = query_mask[:, None, :, None].to(attention.weights.dtype)  # (B, 1, Tq, 1)
-    summed = (attention.weights * real).sum(2)  # (B, h, Tk)
-    return (summed / real.sum(2).clamp(min=1.0)).flatten(1)
-
-
-def query_map(attention: Attention, query_mask: torch.Tensor, key_mask: torch.Tensor
-              ) -> torch.Tensor:  # fmt: skip
-    """How well each query found a match: its best score over the real keys, per head,
-    flattened to (B, h * Tq); 0 for padding queries and when no key is real.
-
-    Text tokens scored against image patches light up the listed description that fits the
-    pictured object: supervised image-to-text retrieval is at 0.99 after 20k labels, where
-    the context map of the reverse direction reaches 0.86 after 200k. Raw scores carry
-    content as well as position, so on vqa the policy also reads them as a shortcut that
-    fails on held-out colour-shape pairs (supervised test accuracy 0.68 against 0.75-0.78
-    without): keep it for tasks whose action names a text position.
-    """
-    scores = attention.scores.masked_fill(~key_mask[:, None, None, :], -torch.inf)
-    any_key = key_mask.any(-1)[:, None, None]
-    best = torch.where(any_key, scores.amax(-1), 0.0)  # (B, h, Tq)
-    return (best * query_mask[:, None, :].to(best.dtype)).flatten(1)
 
 
 class CrossAttentionBlock(nn.Module):
@@ -264,6 +171,7 @@ FUSIONS: dict[str, Callable[[int, ModelConfig, TokenCounts], Fusion]] = {
     "weighted": WeightedFusion,
     "cross_attention": CrossAttentionFusion,
     "joint": JointEmbeddingFusion,
+    "factored_attention": FactoredAttentionFusion,
 }
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrlhf.models.base import Encoder, EncoderOutput, pick
+from mmrlhf.models.base import POSITION_FACTOR, Encoder, EncoderOutput, pick
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.pretrained import load_pretrained
 from mmrlhf.models.spaces import ObservationLayout
@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 def to_nchw_unit(images: torch.Tensor) -> torch.Tensor:
     """uint8 (or 0..255 float) NHWC images -> float NCHW in [0, 1]."""
     return images.permute(0, 3, 1, 2).float().div(255.0)
+
+
+def _grid_tokens(fmap: torch.Tensor) -> torch.Tensor:
+    """(B, D, g, g) feature map -> (B, g*g, D) tokens, row-major."""
+    return fmap.flatten(2).transpose(1, 2)
 
 
 def _all_true(tokens: torch.Tensor) -> torch.Tensor:
@@ -93,6 +98,8 @@ class CNNImageEncoder(Encoder):
 
     Adaptive average pooling to a fixed grid makes it work for any H, W; a learned position
     embedding lets attention fusion tell patches apart. Pooled = mean of the patch features.
+    ``factors`` keeps the parts apart for ``factored_attention``: ``form`` and ``color`` (or
+    ``content`` for ``rgb``), the raw stream outputs per patch, and ``position``.
     """
 
     def __init__(self, layout: ObservationLayout, cfg: ModelConfig) -> None:
@@ -112,13 +119,17 @@ class CNNImageEncoder(Encoder):
         pixels = to_nchw_unit(images).sub(0.5).div(0.25)  # roughly zero-mean, unit-scale
         with self.backbone_grad():
             if self.streams == "rgb":
-                fmap = self.backbone(pixels)  # (B, D, g, g)
+                parts = {"content": _grid_tokens(self.backbone(pixels))}
             else:
                 form = pixels.amax(dim=1, keepdim=True)
-                fmap = self.backbone["form"](form) + self.backbone["color"](pixels)
-        feats = self.proj(fmap.flatten(2).transpose(1, 2))  # (B, g*g, D)
+                parts = {
+                    "form": _grid_tokens(self.backbone["form"](form)),
+                    "color": _grid_tokens(self.backbone["color"](pixels)),
+                }
+        feats = self.proj(sum(parts.values()))  # (B, g*g, D)
         tokens = feats + self.position
-        return EncoderOutput(tokens=tokens, mask=_all_true(tokens), pooled=feats.mean(dim=1))
+        factors = {**parts, POSITION_FACTOR: self.position}
+        return EncoderOutput(tokens, _all_true(tokens), feats.mean(dim=1), factors)
 
 
 class ViTImageEncoder(Encoder):

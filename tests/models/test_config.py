@@ -28,7 +28,11 @@ def test_defaults_are_small_two_stream_cnn_transformer_cross_attention() -> None
     [
         ("text_encoder", "lstm", "'transformer', 'pretrained', 'gru' or 'bag'"),
         ("image_encoder", "resnet", "'cnn', 'vit' or 'pretrained'"),
-        ("fusion", "film", "'concat', 'sum', 'weighted', 'cross_attention' or 'joint'"),
+        (
+            "fusion",
+            "film",
+            "'concat', 'sum', 'weighted', 'cross_attention', 'joint' or 'factored_attention'",
+        ),
         ("cross_attention_direction", "up", "'text_to_image', 'image_to_text' or 'both'"),
         ("attention_maps", ["where"], "'context' or 'query'"),
     ],

@@ -72,7 +72,8 @@ def test_image_encoder_shapes(kind: str, h: int, w: int, tiny_clip_vision_dir: P
     # What sizes the attention maps: a dry run finds the same count for every encoder kind.
     layout = parse_observation_space(space)
     text = build_text_encoder(layout, cfg)
-    assert count_tokens(text, encoder, layout) == TokenCounts(text=layout.text_len, image=n_tokens)
+    factors = ("form", "color", "position") if kind == "cnn" else ()
+    assert count_tokens(text, encoder, layout) == TokenCounts(layout.text_len, n_tokens, factors)
 
 
 def test_images_are_scaled_inside_the_model() -> None:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mmrlhf.models import ModelConfig
+from mmrlhf.models.attention import Attention, MultiHeadAttention, context_map, query_map
 from mmrlhf.models.base import EncoderOutput, TokenCounts
-from mmrlhf.models.fusion import (
-    FUSIONS,
-    Attention,
-    MultiHeadAttention,
-    build_fusion,
-    context_map,
-    query_map,
-)
+from mmrlhf.models.config import FusionKind
+from mmrlhf.models.fusion import FUSIONS, build_fusion
 
 D = 16
 TOKENS = TokenCounts(text=5, image=4)  # what `_outputs` makes
@@ -48,6 +45,7 @@ EXPECTED_DIM = {
     "weighted": D,
     "cross_attention": 2 * D,
     "joint": 3 * D + 1,
+    "factored_attention": D,
 }
 
 
@@ -56,7 +54,7 @@ CASES = [(name, "text_to_image", CONTEXT) for name in sorted(FUSIONS)] + [
     ("cross_attention", direction, maps)
     for direction in ("text_to_image", "image_to_text", "both")
     for maps in ((), ("query",), ("context", "query"))
-]
+] + [("factored_attention", "text_to_image", maps) for maps in ((), ("context", "query"))]
 
 
 @pytest.mark.parametrize(("name", "direction", "maps"), CASES)
@@ -71,6 +69,8 @@ def test_output_dim(name: str, direction: str, maps: tuple[str, ...]) -> None:
     fusion = build_fusion(D, cfg, TOKENS)
     out = fusion(*_outputs())
     expected = EXPECTED_DIM[name]
+    if name == "factored_attention":
+        expected += sum(MAPS["text_to_image", m] for m in maps)
     if name == "cross_attention":
         directions = ("text_to_image", "image_to_text") if direction == "both" else (direction,)
         expected += sum(MAPS[d, m] for d in directions for m in maps)
@@ -80,7 +80,7 @@ def test_output_dim(name: str, direction: str, maps: tuple[str, ...]) -> None:
 
 
 def test_registry_covers_all_config_choices() -> None:
-    assert set(FUSIONS) == {"concat", "sum", "weighted", "cross_attention", "joint"}
+    assert set(FUSIONS) == set(get_args(FusionKind))
 
 
 def test_attention_matches_scaled_dot_product_reference() -> None:

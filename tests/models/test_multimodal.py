@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -14,11 +14,12 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from mmrlhf.models import ModelConfig, MultimodalModel
+from mmrlhf.models.config import FusionKind
 from mmrlhf.models.multimodal import IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
 from tests.models.conftest import N_ACTIONS, make_batch, make_obs_space
 
 TEXT_KINDS = ["transformer", "pretrained", "gru", "bag"]
-FUSION_KINDS = ["concat", "sum", "weighted", "cross_attention", "joint"]
+FUSION_KINDS = list(get_args(FusionKind))
 
 
 def build(
@@ -71,7 +72,7 @@ def test_forward_shapes_text_x_fusion(
 
 
 @pytest.mark.parametrize("image", ["cnn", "vit", "pretrained"])
-@pytest.mark.parametrize("fusion", ["concat", "cross_attention"])
+@pytest.mark.parametrize("fusion", ["concat", "cross_attention", "factored_attention"])
 def test_forward_shapes_per_image_encoder(
     image: str, fusion: str, batch: dict[str, Any], tiny_clip_vision_dir: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import pytest
 import torch
@@ -54,3 +55,14 @@ def test_categorical_kl_by_hand() -> None:
     expected = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
     assert categorical_kl(p, q).item() == pytest.approx(expected)
     assert categorical_kl(q, q).item() == pytest.approx(0.0)
+
+
+def test_reward_model_choices_are_the_models_own() -> None:
+    """The feedback config spells the reward model's kinds out (to stay cheap to import);
+    each must still be a `ModelConfig` kind, and every fusion must be offered."""
+    from mmrlhf.feedback.config import RMFusion, RMImageEncoder, RMTextEncoder
+    from mmrlhf.models.config import FusionKind, ImageEncoderKind, TextEncoderKind
+
+    assert set(get_args(RMFusion)) == set(get_args(FusionKind))
+    assert set(get_args(RMImageEncoder)) <= set(get_args(ImageEncoderKind))
+    assert set(get_args(RMTextEncoder)) <= set(get_args(TextEncoderKind))
