@@ -28,6 +28,10 @@ the optimizer is AdamW with that decoupled decay instead of RLlib's plain Adam. 
 policy from growing large text-only priors ("circles are never green") that override what the
 image shows on held-out colour-shape pairs (see ``docs/architecture.md``).
 
+Sampled values: with ``learner_config_dict[SAMPLED_VALUES_CONFIG]`` (set by
+``build_ppo_config`` unless batches lag the Learner) GAE takes the values the EnvRunners
+computed while acting instead of a second forward pass over the batch.
+
 Policy lag: with ``learner_config_dict[PROXIMAL_RHO_CONFIG] > 0`` (set by ``build_ppo_config``
 for ``training.overlap_sampling``) the clip is centred on the Learner's own policy and the
 batch's (older) sampling policy is importance-weighted: decoupled PPO, see
@@ -65,6 +69,9 @@ KL_REFERENCE_CONFIG = "mmrlhf_kl_reference"
 WEIGHT_DECAY_CONFIG = "mmrlhf_weight_decay"
 # learner_config_dict key: truncation of decoupled PPO's importance weight (0/absent = off).
 PROXIMAL_RHO_CONFIG = "mmrlhf_proximal_rho_max"
+# learner_config_dict key: batches are sampled with the Learner's current weights, so GAE can
+# reuse the values the EnvRunners computed while acting (see MultimodalModel.compute_values).
+SAMPLED_VALUES_CONFIG = "mmrlhf_reuse_sampled_values"
 # Metric keys (under result["learners"][module_id]).
 KL_KEY = "feedback/kl"
 KL_COEFF_KEY = "feedback/kl_coeff"
@@ -120,6 +127,11 @@ class MultimodalPPOLearner(PPOTorchLearner):
         ):
             self._learner_connector.append(DropBootstrapRows())
         extra = self.config.learner_config_dict or {}
+        reuse = bool(extra.get(SAMPLED_VALUES_CONFIG, False))
+        for wrapped in self.module.values():
+            module = wrapped.unwrapped()
+            if hasattr(module, "reuse_sampled_values"):
+                module.reuse_sampled_values = reuse
         rho_max = float(extra.get(PROXIMAL_RHO_CONFIG, 0.0) or 0.0)
         if rho_max > 0.0 and self._learner_connector is not None:
             self._learner_connector.append(ProximalPolicyCorrection(rho_max=rho_max))

@@ -94,6 +94,9 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
 
     mm_config: ModelConfig
     layout: ObservationLayout
+    # Whether GAE may take the values sampled with the batch (see `compute_values`). Only a
+    # Learner that knows its batches were sampled with its current weights turns it on.
+    reuse_sampled_values: bool = False
 
     @override(TorchRLModule)
     def setup(self) -> None:
@@ -209,23 +212,32 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     @override(TorchRLModule)
     def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         with torch.no_grad():
-            return self._forward_live_rows(batch)
+            return self._forward_live_rows(batch, values=self.mm_config.share_encoders)
 
-    def _forward_live_rows(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def _forward_live_rows(self, batch: dict[str, Any], values: bool = False) -> dict[str, Any]:
         """`_forward` on the rows whose episode goes on; zero logits for finished ones.
 
         `FINISHED` (see `models/finished_rows.py`) marks envs whose next step only resets
-        them: their action is thrown away, so computing it is wasted work.
+        them: their action is thrown away, so computing it is wasted work. With `values`
+        (sampling, shared trunk) the value head runs on the same features and its output is
+        returned as `Columns.VF_PREDS`: the episode keeps it, and the Learner's GAE pass
+        reuses it instead of encoding every observation again (see `compute_values`).
         """
         finished = batch.get(FINISHED)
         live = None if finished is None else ~torch.as_tensor(finished, dtype=torch.bool)
-        logits = on_rows(
-            batch,
-            live,
-            lambda rows: self._forward(rows)[Columns.ACTION_DIST_INPUTS],
-            (int(self.action_space.n),),
-        )
-        return {Columns.ACTION_DIST_INPUTS: logits}
+        n = int(self.action_space.n)
+
+        def heads(rows: dict[str, Any]) -> torch.Tensor:
+            features, _, _ = self.encode(rows)
+            logits = self.output.logits(features)
+            if not values:
+                return logits
+            return torch.cat([logits, self.output.values(features)[:, None]], dim=-1)
+
+        out = on_rows(batch, live, heads, (n + 1 if values else n,))
+        if not values:
+            return {Columns.ACTION_DIST_INPUTS: out}
+        return {Columns.ACTION_DIST_INPUTS: out[:, :n], Columns.VF_PREDS: out[:, n]}
 
     @override(TorchRLModule)
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -250,14 +262,23 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         In a Learner's GAE pass (the batch holds ``LOSS_MASK`` and ``TERMINATEDS``), rows
         whose value is never used get 0 without a forward pass: PPO's artificial bootstrap
         row after a terminated episode, whose V(s') GAE multiplies by (1 - terminated).
+        With ``reuse_sampled_values`` (set by ``MultimodalPPOLearner`` when every batch was
+        sampled with the Learner's current weights) real rows take the ``Columns.VF_PREDS``
+        the EnvRunner computed while acting, and only bootstrap rows that need a value
+        (truncated episodes, chunk ends) are encoded.
         """
         if embeddings is not None:
             return self.output.values(embeddings)
-        return on_rows(
-            batch,
-            rows_needing_values(batch),
-            lambda rows: self.output.values(self.encode(rows, value=True)[0]),
-        )
+        needed = rows_needing_values(batch)
+        sampled = batch.get(Columns.VF_PREDS) if self.reuse_sampled_values else None
+        if needed is None or not isinstance(sampled, torch.Tensor):
+            return on_rows(batch, needed, self._values)
+        real = batch[Columns.LOSS_MASK].bool()
+        bootstrap = on_rows(batch, needed & ~real, self._values)
+        return torch.where(real, sampled.to(bootstrap.dtype), bootstrap)
+
+    def _values(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.output.values(self.encode(batch, value=True)[0])
 
     @override(InferenceOnlyAPI)
     def get_non_inference_attributes(self) -> list[str]:

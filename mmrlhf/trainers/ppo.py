@@ -11,7 +11,11 @@ from mmrlhf.config import ExperimentConfig
 from mmrlhf.envs import RLLIB_NAME
 from mmrlhf.models import MultimodalPPOLearner, model_spec
 from mmrlhf.models.finished_rows import finished_rows_connector
-from mmrlhf.models.learner import PROXIMAL_RHO_CONFIG, WEIGHT_DECAY_CONFIG
+from mmrlhf.models.learner import (
+    PROXIMAL_RHO_CONFIG,
+    SAMPLED_VALUES_CONFIG,
+    WEIGHT_DECAY_CONFIG,
+)
 from mmrlhf.trainers.overlapped_ppo import OverlappedPPO
 
 
@@ -48,6 +52,8 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
                 WEIGHT_DECAY_CONFIG: t.weight_decay,
                 # Decoupled PPO only where batches lag the Learner (OverlappedPPO).
                 PROXIMAL_RHO_CONFIG: t.overlap_rho_max if overlapped else 0.0,
+                # Otherwise each batch was sampled with the Learner's weights: its values hold.
+                SAMPLED_VALUES_CONFIG: not overlapped,
             },
         )
         .training(

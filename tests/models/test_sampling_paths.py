@@ -84,3 +84,47 @@ def test_gae_value_pass_skips_bootstrap_rows_after_termination() -> None:
     values = model.compute_values(gae_batch)
     torch.testing.assert_close(values[[0, 1, 3, 4, 5]], full[[0, 1, 3, 4, 5]])
     assert values[2] == 0  # never used: GAE multiplies it by (1 - terminated)
+
+
+def test_sampling_returns_the_values_of_the_same_features() -> None:
+    """With a shared trunk, acting also runs the value head: GAE can reuse the result."""
+    model = build()
+    batch = make_batch(make_obs_space(), batch_size=4)
+    out = model.forward_exploration(with_finished(batch, [False, True, False, False]))
+    expected = model.compute_values(batch)
+    torch.testing.assert_close(out[Columns.VF_PREDS][[0, 2, 3]], expected[[0, 2, 3]])
+    assert out[Columns.VF_PREDS][1] == 0
+    assert Columns.VF_PREDS not in model.forward_inference(batch)
+    # A separate value trunk does not exist on EnvRunners: nothing to reuse.
+    separate = build(share_encoders=False, inference_only=True)
+    assert Columns.VF_PREDS not in separate.forward_exploration(batch)
+
+
+def test_gae_value_pass_reuses_sampled_values_and_encodes_only_needed_bootstraps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = build()
+    batch = make_batch(make_obs_space(), batch_size=6)
+    full = model.compute_values(batch)
+    sampled = torch.tensor([10.0, 11.0, 0.0, 13.0, 0.0, 15.0])  # bootstrap rows: copies
+    gae_batch = {
+        **batch,
+        Columns.VF_PREDS: sampled,
+        Columns.LOSS_MASK: torch.tensor([True, True, False, True, False, True]),
+        Columns.TERMINATEDS: torch.tensor([False, True, False, False, False, False]),
+    }
+    # Off (the default): every needed row is encoded, sampled values are ignored.
+    off = model.compute_values(gae_batch)
+    torch.testing.assert_close(off[[0, 1, 3, 4, 5]], full[[0, 1, 3, 4, 5]])
+    model.reuse_sampled_values = True
+    encoded: list[int] = []
+    encode = model.encode
+    monkeypatch.setattr(
+        model, "encode", lambda rows, **kw: encoded.append(len(rows[Columns.OBS]["text"]))
+        or encode(rows, **kw),
+    )
+    on = model.compute_values(gae_batch)
+    torch.testing.assert_close(on[[0, 1, 3, 5]], sampled[[0, 1, 3, 5]])
+    torch.testing.assert_close(on[4], full[4])  # a truncated episode's bootstrap: encoded
+    assert on[2] == 0
+    assert encoded == [1]  # one forward pass, over that one row

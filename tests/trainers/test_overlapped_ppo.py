@@ -8,7 +8,7 @@ import pytest
 from ray.rllib.algorithms.ppo import PPO
 
 from mmrlhf.config import ExperimentConfig
-from mmrlhf.models.learner import PROXIMAL_RHO_CONFIG
+from mmrlhf.models.learner import PROXIMAL_RHO_CONFIG, SAMPLED_VALUES_CONFIG
 from mmrlhf.models.proximal_policy import IS_WEIGHT_MEAN_KEY
 from mmrlhf.trainers.overlapped_ppo import SAMPLE_TAG, OverlappedPPO
 from mmrlhf.trainers.ppo import build_ppo_config
@@ -20,9 +20,12 @@ def test_overlap_sampling_selects_the_algorithm_and_decoupled_ppo(
     on = build_ppo_config(tiny_cfg.with_overrides({"training.overlap_sampling": True}))
     assert on.algo_class is OverlappedPPO
     assert on.learner_config_dict[PROXIMAL_RHO_CONFIG] == 1.0
+    # Lagged batches hold values of older weights: GAE must compute its own.
+    assert on.learner_config_dict[SAMPLED_VALUES_CONFIG] is False
     off = build_ppo_config(tiny_cfg)
     assert off.algo_class is PPO
     assert off.learner_config_dict[PROXIMAL_RHO_CONFIG] == 0.0
+    assert off.learner_config_dict[SAMPLED_VALUES_CONFIG] is True
     # Nothing to overlap with when the driver samples.
     local = tiny_cfg.with_overrides(
         {"training.overlap_sampling": True, "training.num_env_runners": 0}
