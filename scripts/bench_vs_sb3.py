@@ -11,7 +11,7 @@ env reward off, the rater's label is the episode's reward) with the same PPO num
 network and the same env, one after the other (SB3 first, then RLlib):
 
 - RLlib: `build_ppo_config(cfg).build_algo()` and `algo.train()` in a loop, exactly what
-  `mmrlhf train` runs (EnvRunner actor + learner in the driver, FeedbackCallback).
+  `mmrlhf train` runs (EnvRunners as the config lays them out, FeedbackCallback).
 - SB3: `PPO` on a `DummyVecEnv` of `num_envs_per_env_runner` `MyMultimodalEnv`s, each wrapped
   by `FeedbackReward` (the project's `EpisodeRecord`, `FeedbackEngine` and `shape_rewards`
   at episode end, as the callback does), with `n_steps = train_batch_size // n_envs`,
@@ -43,8 +43,11 @@ normalises advantages per minibatch, RLlib per train batch). RLlib's learner app
 artificial bootstrap row per episode (masked out of the loss), so on one-step vqa episodes a
 512-step batch is 1,024 rows: per iteration RLlib runs 2x the minibatches of `minibatch_size`
 rows (about half of each masked) and 2x the gradient steps that SB3 runs on the same numbers.
-RLlib samples in an EnvRunner actor and learns in the driver, two processes; SB3 is one
-process. Each process gets `--threads` torch threads.
+`configs/bench_vs_sb3.yaml` has RLlib sample in the driver (`num_env_runners: 0`), one process
+like SB3: PPO samples, then learns, so on 2 cores a remote EnvRunner only adds the transfer
+of every episode (interleaved on this machine, one torch thread: 226 env steps/s local
+against 191 with one EnvRunner). `--set training.num_env_runners=1` measures the remote
+layout. Each process gets `--threads` torch threads.
 """
 
 from __future__ import annotations
@@ -339,11 +342,13 @@ def make_sb3_env(cfg: ExperimentConfig, seed: int) -> Any:
     from stable_baselines3.common.vec_env import DummyVecEnv, VecTransposeImage
 
     n_envs = cfg.training.num_envs_per_env_runner
-    # Stream 1 = the worker_index of RLlib's single remote EnvRunner (its rater's seed).
-    engine = FeedbackEngine(cfg.feedback, stream=1) if cfg.feedback.enabled else None
+    # The rater's stream (its seed) is the worker_index of the RLlib EnvRunner that samples:
+    # 0 for the driver's own, 1 for a single remote one.
+    stream = 1 if cfg.training.num_env_runners > 0 else 0
+    engine = FeedbackEngine(cfg.feedback, stream=stream) if cfg.feedback.enabled else None
 
     def factory() -> gym.Env:
-        return FeedbackReward(MyMultimodalEnv(cfg.env), engine, stream=1)
+        return FeedbackReward(MyMultimodalEnv(cfg.env), engine, stream=stream)
 
     venv = DummyVecEnv([factory] * n_envs)
     # SB3 would transpose the (H, W, 3) uint8 image to channel-first; the project's trunk
