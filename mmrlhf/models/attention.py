@@ -4,12 +4,13 @@ attention, written out, and the maps that say where it looked."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from mmrlhf.models.config import AttentionGate
+from mmrlhf.models.config import AttentionGate, AttentionMap
 
 
 class Attention(NamedTuple):
@@ -98,3 +99,26 @@ def query_map(attention: Attention, query_mask: torch.Tensor, key_mask: torch.Te
     any_key = key_mask.any(-1)[:, None, None]
     best = torch.where(any_key, scores.amax(-1), 0.0)  # (B, h, Tq)
     return (best * query_mask[:, None, :].to(best.dtype)).flatten(1)
+
+
+def maps_dim(maps: Sequence[AttentionMap], num_heads: int, query_tokens: int,
+             context_tokens: int) -> int:  # fmt: skip
+    """Features the ``maps`` add: one per head and token each map covers."""
+    sizes = {"query": query_tokens, "context": context_tokens}
+    return sum(num_heads * sizes[m] for m in maps)
+
+
+def attention_maps(
+    attention: Attention,
+    maps: Sequence[AttentionMap],
+    query_mask: torch.Tensor,
+    key_mask: torch.Tensor,
+) -> list[torch.Tensor]:
+    """The requested maps of one attention pass, in the order given (see :func:`context_map`
+    and :func:`query_map`)."""
+    return [
+        context_map(attention, query_mask)
+        if kind == "context"
+        else query_map(attention, query_mask, key_mask)
+        for kind in maps
+    ]

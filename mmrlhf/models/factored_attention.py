@@ -35,7 +35,7 @@ import math
 import torch
 from torch import nn
 
-from mmrlhf.models.attention import Attention, context_map, query_map
+from mmrlhf.models.attention import Attention, attention_maps, maps_dim
 from mmrlhf.models.base import (
     POSITION_FACTOR,
     EncoderOutput,
@@ -148,17 +148,12 @@ class FactoredAttentionFusion(Fusion):
         self.norm = nn.LayerNorm(dim)
         self.residual = cfg.factored_residual
         self.maps = cfg.attention_maps
-        sizes = {"query": tokens.text, "context": tokens.image}
-        self.output_dim = dim + sum(cfg.num_heads * sizes[m] for m in self.maps)
+        self.output_dim = dim + maps_dim(self.maps, cfg.num_heads, tokens.text, tokens.image)
 
     def forward(self, text: EncoderOutput, image: EncoderOutput) -> torch.Tensor:
         """Return the pooled reads (B, D), then the maps."""
         attention = self.attention.attend(text.tokens, image_factors(image), image.mask)
         read = text.tokens + attention.output if self.residual else attention.output
-        parts = [masked_mean(self.norm(read), text.mask)]
-        for kind in self.maps:
-            if kind == "context":
-                parts.append(context_map(attention, text.mask))
-            else:
-                parts.append(query_map(attention, text.mask, image.mask))
-        return torch.cat(parts, dim=-1)
+        pooled = masked_mean(self.norm(read), text.mask)
+        maps = attention_maps(attention, self.maps, text.mask, image.mask)
+        return torch.cat([pooled, *maps], dim=-1)

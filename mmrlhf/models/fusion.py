@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrlhf.models.attention import MultiHeadAttention, context_map, query_map
+from mmrlhf.models.attention import MultiHeadAttention, attention_maps, maps_dim
 from mmrlhf.models.base import EncoderOutput, Fusion, TokenCounts, masked_mean, pick
 from mmrlhf.models.config import AttentionGate, AttentionMap, ModelConfig
 from mmrlhf.models.factored_attention import FactoredAttentionFusion
@@ -98,19 +98,14 @@ class CrossAttentionBlock(nn.Module):
         self.attention = MultiHeadAttention(dim, num_heads, gate)
         self.norm = nn.LayerNorm(dim)
         self.maps = maps
-        sizes = {"query": tokens[0], "context": tokens[1]}
-        self.output_dim = dim + sum(num_heads * sizes[m] for m in maps)
+        self.output_dim = dim + maps_dim(maps, num_heads, *tokens)
 
     def forward(self, queries: EncoderOutput, context: EncoderOutput) -> torch.Tensor:
         """Return the pooled attended queries (B, D), then the maps."""
         attention = self.attention.attend(queries.tokens, context.tokens, context.mask)
-        parts = [masked_mean(self.norm(queries.tokens + attention.output), queries.mask)]
-        for kind in self.maps:
-            if kind == "context":
-                parts.append(context_map(attention, queries.mask))
-            else:
-                parts.append(query_map(attention, queries.mask, context.mask))
-        return torch.cat(parts, dim=-1)
+        pooled = masked_mean(self.norm(queries.tokens + attention.output), queries.mask)
+        maps = attention_maps(attention, self.maps, queries.mask, context.mask)
+        return torch.cat([pooled, *maps], dim=-1)
 
 
 class CrossAttentionFusion(Fusion):
