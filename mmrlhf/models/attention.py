@@ -21,6 +21,30 @@ class Attention(NamedTuple):
     scores: torch.Tensor  # (B, h, Tq, Tk) = Q K^T / sqrt(d_k); dtype min on masked keys
 
 
+def check_heads(dim: int, num_heads: int) -> int:
+    """The per-head width d_k = dim / num_heads; an error if the heads do not divide dim."""
+    if dim % num_heads:
+        raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+    return dim // num_heads
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, T, D) -> (B, h, T, D / h)."""
+    b, t, d = x.shape
+    return x.view(b, t, num_heads, d // num_heads).transpose(1, 2)
+
+
+def masked_weights(
+    scores: torch.Tensor, key_mask: torch.Tensor, gate: AttentionGate
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (B, h, Tq, Tk) with masked keys at dtype min, and the gate's weights over the
+    keys, 0 on masked keys (so a query with no real key gets no weight instead of NaN)."""
+    keep = key_mask[:, None, None, :]
+    scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, -1) if gate == "softmax" else torch.sigmoid(scores)
+    return scores, weights * keep.to(scores.dtype)
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head scaled dot-product attention, written out.
 
@@ -32,18 +56,15 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, gate: AttentionGate = "softmax") -> None:
         super().__init__()
         self.gate = gate
-        if dim % num_heads:
-            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = check_heads(dim, num_heads)
         self.q = nn.Linear(dim, dim)
         self.k = nn.Linear(dim, dim)
         self.v = nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        return x.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, T, d_k)
+        return split_heads(x, self.num_heads)
 
     def forward(
         self, query: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor
@@ -61,10 +82,7 @@ class MultiHeadAttention(nn.Module):
             self._split(self.v(context)),
         )
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, h, Tq, Tk)
-        keep = key_mask[:, None, None, :]
-        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, -1) if self.gate == "softmax" else torch.sigmoid(scores)
-        weights = weights * keep.to(scores.dtype)
+        scores, weights = masked_weights(scores, key_mask, self.gate)
         mixed = (weights @ v).transpose(1, 2).reshape(query.shape)  # (B, Tq, D)
         return Attention(self.out(mixed), weights, scores)
 

@@ -19,6 +19,8 @@ T = TypeVar("T")
 # The factor that says where a token is (learned position embeddings); every other factor
 # describes what is there.
 POSITION_FACTOR = "position"
+# The one factor of an image without separate streams: its patch features.
+CONTENT_FACTOR = "content"
 
 
 @dataclass

@@ -36,8 +36,16 @@ import math
 import torch
 from torch import nn
 
-from mmrlhf.models.attention import Attention, attention_maps, maps_dim
+from mmrlhf.models.attention import (
+    Attention,
+    attention_maps,
+    check_heads,
+    maps_dim,
+    masked_weights,
+    split_heads,
+)
 from mmrlhf.models.base import (
+    CONTENT_FACTOR,
     POSITION_FACTOR,
     EncoderOutput,
     Fusion,
@@ -45,8 +53,6 @@ from mmrlhf.models.base import (
     masked_mean,
 )
 from mmrlhf.models.config import AttentionGate, ModelConfig
-
-CONTENT_FACTOR = "content"  # the factor of an encoder that has none of its own: its tokens
 
 
 def image_factors(image: EncoderOutput) -> dict[str, torch.Tensor]:
@@ -73,8 +79,7 @@ class FactoredAttention(nn.Module):
         gate: AttentionGate = "softmax",
     ) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        head_dim = check_heads(dim, num_heads)
         self.key_factors = tuple(f for f in factors if f != POSITION_FACTOR)
         if not self.key_factors:
             raise ValueError(
@@ -82,7 +87,7 @@ class FactoredAttention(nn.Module):
                 f"{POSITION_FACTOR!r}; the image encoder gives {list(factors)}"
             )
         self.value_factors = factors
-        self.num_heads, self.head_dim, self.gate = num_heads, dim // num_heads, gate
+        self.num_heads, self.head_dim, self.gate = num_heads, head_dim, gate
         # Content factors come straight from the encoders' streams, at their own scales.
         self.norms = nn.ModuleDict({f: nn.LayerNorm(dim) for f in self.key_factors})
         self.q = nn.Linear(dim, dim)
@@ -93,8 +98,7 @@ class FactoredAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        return x.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, T, d_k)
+        return split_heads(x, self.num_heads)
 
     def _gates(self, layer: nn.Linear, query: torch.Tensor) -> torch.Tensor:
         """Per-factor gate logits (B, h, Tq, F) from the query tokens (B, Tq, D)."""
@@ -120,10 +124,7 @@ class FactoredAttention(nn.Module):
             for i, f in enumerate(self.key_factors)
         ) / math.sqrt(self.head_dim)
         assert isinstance(scores, torch.Tensor)
-        keep = key_mask[:, None, None, :]
-        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, -1) if self.gate == "softmax" else torch.sigmoid(scores)
-        weights = weights * keep.to(scores.dtype)
+        scores, weights = masked_weights(scores, key_mask, self.gate)
         value_gate = torch.softmax(self._gates(self.value_gate, query), -1)  # (B, h, Tq, Fv)
         read = sum(
             value_gate[..., i, None] * (weights @ self._split(self.v[f](parts[f])))

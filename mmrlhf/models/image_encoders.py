@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrlhf.models.base import POSITION_FACTOR, Encoder, EncoderOutput, pick
+from mmrlhf.models.base import CONTENT_FACTOR, POSITION_FACTOR, Encoder, EncoderOutput, pick
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.pretrained import load_pretrained
 from mmrlhf.models.spaces import ObservationLayout
@@ -119,7 +119,7 @@ class CNNImageEncoder(Encoder):
         pixels = to_nchw_unit(images).sub(0.5).div(0.25)  # roughly zero-mean, unit-scale
         with self.backbone_grad():
             if self.streams == "rgb":
-                parts = {"content": _grid_tokens(self.backbone(pixels))}
+                parts = {CONTENT_FACTOR: _grid_tokens(self.backbone(pixels))}
             else:
                 form = pixels.amax(dim=1, keepdim=True)
                 parts = {
