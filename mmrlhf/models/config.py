@@ -90,7 +90,8 @@ class ModelConfig(BaseModel):
         factored_residual: ``factored_attention`` only: add the text tokens to what they read
             (as ``cross_attention`` does). Off by default, so the question's own words cannot
             vote on the answer; multi-step tasks whose state is in the text (caption,
-            dialogue) need it on.
+            dialogue) need it on, and so does PPO on vqa with several objects (without it
+            the policy gradient does not learn the matching; ``docs/architecture.md``).
         attention_gate: How ``cross_attention`` weighs the keys: ``softmax`` (weights sum
             to 1 over the keys) or ``sigmoid`` (each key gated on its own, so the output can
             grow with the number of matching keys, which helps counting).

@@ -23,10 +23,9 @@ queries), then the ``attention_maps``. It holds neither the query tokens themsel
 look and what to read, but cannot vote on the answer. Same probe, 100k labels: held-out test
 accuracy 0.89 and 0.92 (seeds 0, 1); on ``vqa_env``'s task (3 objects, 5 question types,
 200k labels) 0.945 against cross-attention's 0.754. Under PPO it helps on one-object vqa
-(five seeds) but does not learn the matching with three objects (``docs/architecture.md``),
-so it is an option, not the default. Multi-step
-tasks whose state is in the text (caption, dialogue: what was said so far) need
-``factored_residual: true``.
+(five seeds); with three objects it learns the matching only with ``factored_residual:
+true`` (``docs/architecture.md``), which multi-step tasks whose state is in the text
+(caption, dialogue: what was said so far) need as well. It is an option, not the default.
 """
 
 from __future__ import annotations
