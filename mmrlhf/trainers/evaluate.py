@@ -54,7 +54,8 @@ def config_for_checkpoint(checkpoint: str | Path) -> ExperimentConfig:
     )
 
 
-def _logits(module: Any, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+def policy_logits(module: Any, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The module's greedy-path action logits for one env observation."""
     batch = {"obs": {k: torch.as_tensor(v[None]) for k, v in obs.items()}}
     with torch.no_grad():
         out = module.forward_inference(batch)
@@ -82,7 +83,7 @@ def evaluate(
         done = False
         first_logits = None
         while not done:
-            logits = _logits(module, obs)
+            logits = policy_logits(module, obs)
             first_logits = logits if first_logits is None else first_logits
             obs, _, terminated, truncated, info = env.step(int(np.argmax(logits)))
             done = terminated or truncated
