@@ -49,12 +49,15 @@ import torch
 import torch.nn.functional as F
 from ray.rllib.algorithms.ppo.ppo import PPOConfig
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.connectors.learner.add_one_ts_to_episodes_and_truncate import (
+    AddOneTsToEpisodesAndTruncate,
+)
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID, TensorType
 
-from mmrlhf.models.bootstrap_rows import DropBootstrapRows
+from mmrlhf.models.bootstrap_rows import AddBootstrapTimesteps, DropBootstrapRows
 from mmrlhf.models.contrastive import content_ids, info_nce
 from mmrlhf.models.multimodal import IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
 from mmrlhf.models.proximal_policy import ProximalPolicyCorrection
@@ -117,15 +120,20 @@ class MultimodalPPOLearner(PPOTorchLearner):
 
     @override(PPOTorchLearner)
     def build(self) -> None:
-        """Build as PPO does (plus `DropBootstrapRows` after GAE, and decoupled PPO's
-        `ProximalPolicyCorrection` if asked for), then freeze a reference policy if the KL
+        """Build as PPO does, with bootstrap rows only where GAE reads them
+        (`AddBootstrapTimesteps`), `DropBootstrapRows` after GAE and decoupled PPO's
+        `ProximalPolicyCorrection` if asked for; then freeze a reference policy if the KL
         penalty is on."""
         super().build()
         if (
             self._learner_connector is not None
             and self.config.add_default_connectors_to_learner_pipeline
         ):
-            self._learner_connector.append(DropBootstrapRows())
+            pipeline = self._learner_connector
+            if AddOneTsToEpisodesAndTruncate in [type(piece) for piece in pipeline.connectors]:
+                pipeline.insert_before(AddOneTsToEpisodesAndTruncate, AddBootstrapTimesteps())
+                pipeline.remove(AddOneTsToEpisodesAndTruncate)
+            pipeline.append(DropBootstrapRows())
         extra = self.config.learner_config_dict or {}
         reuse = bool(extra.get(SAMPLED_VALUES_CONFIG, False))
         for wrapped in self.module.values():
