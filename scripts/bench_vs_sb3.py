@@ -8,7 +8,10 @@
 
 Both frameworks train the task of `configs/bench_vs_sb3.yaml` (vqa from oracle feedback only:
 env reward off, the rater's label is the episode's reward) with the same PPO numbers, the same
-network and the same env, one after the other (SB3 first, then RLlib):
+network and the same env, in one process. By default they take turns, one evaluation period
+of training each (`--schedule interleaved`): this machine's speed drifts by tens of percent
+over minutes, and taking turns gives both the same spells. `--schedule sequential` trains
+SB3 to its stop rule, then RLlib.
 
 - RLlib: `build_ppo_config(cfg).build_algo()` and `algo.train()` in a loop, exactly what
   `mmrlhf train` runs (EnvRunners as the config lays them out, FeedbackCallback).
@@ -28,8 +31,8 @@ network and the same env, one after the other (SB3 first, then RLlib):
   `training.weight_decay` > 0).
 
 Protocol (the same code for both): the training clock runs only while the framework trains.
-At iteration boundaries (after each `algo.train()`, at the start of each SB3 rollout, i.e.
-after each PPO update) the clock pauses; if `--eval-every-s` seconds of training passed since
+At iteration boundaries (after each `algo.train()`, after each SB3 rollout + PPO update) the
+clock pauses; if `--eval-every-s` seconds of training passed since
 the last evaluation, the current policy answers `--eval-episodes` seeded episodes of the
 *test* split greedily (argmax), in batches, and its accuracy is recorded against the training
 clock and env steps. Training stops at the first evaluation with accuracy >= `--target`, or
@@ -37,12 +40,12 @@ when the training clock passes `--max-minutes`. Evaluation time is not on the cl
 is building the algorithm / model. Times to thresholds are quantised to the
 evaluation period.
 
-Known differences that are not protocol choices: RLlib's PPO also adds its KL penalty (kl_coeff
-0.2, adaptive, the project's default) and clips the value loss at 10; SB3 has neither (SB3
-normalises advantages per minibatch, RLlib per train batch). RLlib's learner appends one
-artificial bootstrap row per episode (masked out of the loss), so on one-step vqa episodes a
-512-step batch is 1,024 rows: per iteration RLlib runs 2x the minibatches of `minibatch_size`
-rows (about half of each masked) and 2x the gradient steps that SB3 runs on the same numbers.
+Known differences that are not protocol choices: RLlib clips the value loss at
+`vf_clip_param` (10); SB3 does not. SB3 standardises advantages per minibatch, RLlib per
+train batch. (`configs/bench_vs_sb3.yaml` turns RLlib's adaptive KL penalty off, and the
+project's Learner drops PPO's artificial bootstrap rows, so both run the same number of
+gradient steps on `minibatch_size` env steps each.)
+
 `configs/bench_vs_sb3.yaml` has RLlib sample in the driver (`num_env_runners: 0`), one process
 like SB3: PPO samples, then learns, so on 2 cores a remote EnvRunner only adds the transfer
 of every episode (interleaved on this machine, one torch thread: 226 env steps/s local
@@ -174,15 +177,22 @@ class Protocol:
     def start(self) -> None:
         """Evaluate the initial policy, then start the training clock."""
         self._evaluate(env_steps=0)
-        self._resume()
+        self.resume()
 
-    def _resume(self) -> None:
+    def resume(self) -> None:
+        """Run the training clock (the framework trains from now on)."""
+        assert self._resumed_at is None, "clock already running"
         self._resumed_at = time.perf_counter()
 
-    def _pause(self) -> None:
+    def pause(self) -> None:
+        """Stop the training clock (the other framework's turn, or an evaluation)."""
         assert self._resumed_at is not None, "clock not running"
         self.train_s += time.perf_counter() - self._resumed_at
         self._resumed_at = None
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.curve)
 
     def _evaluate(self, env_steps: int) -> EvalPoint:
         t0 = time.perf_counter()
@@ -214,7 +224,7 @@ class Protocol:
 
     def boundary(self, env_steps: int) -> bool:
         """One training iteration ended with `env_steps` in all; True to train on."""
-        self._pause()
+        self.pause()
         self.iterations += 1
         self.env_steps = int(env_steps)
         out_of_time = self.train_s >= self.max_train_s
@@ -226,13 +236,13 @@ class Protocol:
         if out_of_time:
             self.stop_reason = f"training clock {self.train_s:.0f} s >= {self.max_train_s:.0f} s"
             return False
-        self._resume()
+        self.resume()
         return True
 
     def finish(self) -> None:
         """Stop the clock if it runs; evaluate the final policy unless just done."""
         if self._resumed_at is not None:
-            self._pause()
+            self.pause()
         if not self.curve or self.curve[-1].env_steps != self.env_steps:
             self._evaluate(self.env_steps)
         self.stop_reason = self.stop_reason or "training ended"
@@ -458,74 +468,85 @@ def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
     }
 
 
-def run_sb3(cfg: ExperimentConfig, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
+class SB3Trainer:
+    """SB3 PPO trained one rollout + update at a time (`learn` continued; constant lr and
+    clip range, so consecutive calls are one long `learn`)."""
 
-    check_sb3_support(cfg)
-    settings = sb3_settings(cfg)
-    trunk_cls, policy_cls = sb3_policy_classes(cfg.model)
-    t0 = time.perf_counter()
-    venv = make_sb3_env(cfg, seed)
-    kwargs = {k: v for k, v in settings.items() if k not in ("n_envs", "policy_kwargs")}
-    optimizer, optimizer_kwargs = sb3_optimizer(cfg.training.weight_decay)
-    model = PPO(
-        policy_cls,
-        venv,
-        policy_kwargs={
-            "features_extractor_class": trunk_cls,
-            "net_arch": settings["policy_kwargs"]["net_arch"],
-            "activation_fn": HEAD_ACTIVATION,
-            "share_features_extractor": cfg.model.share_encoders,
-            "normalize_images": False,
-            "optimizer_class": optimizer,
-            "optimizer_kwargs": optimizer_kwargs,
-        },
-        seed=seed,
-        device="cpu",
-        verbose=0,
-        **kwargs,
-    )
-    build_s = time.perf_counter() - t0
+    name = "sb3"
 
-    def act(obs: ObsBatch) -> np.ndarray:
-        actions, _ = model.predict(obs, deterministic=True)
+    def __init__(self, cfg: ExperimentConfig, args: argparse.Namespace, seed: int) -> None:
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        check_sb3_support(cfg)
+        self.settings = sb3_settings(cfg)
+        trunk_cls, policy_cls = sb3_policy_classes(cfg.model)
+        t0 = time.perf_counter()
+        self.venv = make_sb3_env(cfg, seed)
+        kwargs = {k: v for k, v in self.settings.items() if k not in ("n_envs", "policy_kwargs")}
+        optimizer, optimizer_kwargs = sb3_optimizer(cfg.training.weight_decay)
+        self.model = PPO(
+            policy_cls,
+            self.venv,
+            policy_kwargs={
+                "features_extractor_class": trunk_cls,
+                "net_arch": self.settings["policy_kwargs"]["net_arch"],
+                "activation_fn": HEAD_ACTIVATION,
+                "share_features_extractor": cfg.model.share_encoders,
+                "normalize_images": False,
+                "optimizer_class": optimizer,
+                "optimizer_kwargs": optimizer_kwargs,
+            },
+            seed=seed,
+            device="cpu",
+            verbose=0,
+            **kwargs,
+        )
+        self.build_s = time.perf_counter() - t0
+        self.batch = self.settings["n_steps"] * self.settings["n_envs"]
+
+        class RolloutTimer(BaseCallback):
+            """Time inside rollouts (the rest of the clock is mostly PPO updates)."""
+
+            sample_s = 0.0
+            _t0 = 0.0
+
+            def _on_rollout_start(self) -> None:
+                self._t0 = time.perf_counter()
+
+            def _on_rollout_end(self) -> None:
+                self.sample_s += time.perf_counter() - self._t0
+
+            def _on_step(self) -> bool:
+                return True
+
+        self.timer = RolloutTimer()
+        self.proto = make_protocol(self.name, self._act, cfg, args)
+
+    def _act(self, obs: ObsBatch) -> np.ndarray:
+        actions, _ = self.model.predict(obs, deterministic=True)
         return np.asarray(actions)
 
-    proto = make_protocol("sb3", act, cfg, args)
+    def step(self) -> bool:
+        """One rollout + PPO update on the clock; True to train on."""
+        self.model.learn(
+            total_timesteps=self.batch,
+            callback=self.timer,
+            reset_num_timesteps=False,
+            log_interval=None,
+        )
+        return self.proto.boundary(self.model.num_timesteps)
 
-    class Boundary(BaseCallback):
-        """Iteration boundary = the start of each rollout after the first (i.e. right after
-        each PPO update); stopping takes effect at the rollout's first step."""
-
-        go_on = True
-        sample_s = 0.0  # time inside rollouts (the rest of the clock is mostly PPO updates)
-        _rollout_t0 = 0.0
-
-        def _on_rollout_start(self) -> None:
-            steps = self.model.num_timesteps
-            if steps > 0 and self.go_on:
-                self.go_on = proto.boundary(steps)
-            self._rollout_t0 = time.perf_counter()
-
-        def _on_rollout_end(self) -> None:
-            self.sample_s += time.perf_counter() - self._rollout_t0
-
-        def _on_step(self) -> bool:
-            return self.go_on
-
-    boundary = Boundary()
-    proto.start()
-    model.learn(total_timesteps=10**12, callback=boundary, log_interval=None)
-    proto.finish()
-    venv.close()
-    return {
-        **proto.summary(thresholds(args)),
-        "sample_s": round(boundary.sample_s, 3),
-        "build_s": round(build_s, 3),
-        "torch_threads": {"main": torch.get_num_threads()},
-        "settings": settings,
-    }
+    def close(self, ths: Sequence[float]) -> dict[str, Any]:
+        self.proto.finish()
+        self.venv.close()
+        return {
+            **self.proto.summary(ths),
+            "sample_s": round(self.timer.sample_s, 3),
+            "build_s": round(self.build_s, 3),
+            "torch_threads": {"main": torch.get_num_threads()},
+            "settings": self.settings,
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,60 +559,105 @@ def _worker_threads(_: Any) -> int:
     return _torch.get_num_threads()
 
 
-def run_rllib(cfg: ExperimentConfig, args: argparse.Namespace) -> dict[str, Any]:
-    import ray
-    from ray.rllib.core.columns import Columns
+class RLlibTrainer:
+    """`build_ppo_config(cfg).build_algo()` trained one `algo.train()` at a time."""
 
-    from mmrlhf.trainers.metrics import summarize
-    from mmrlhf.trainers.ppo import build_ppo_config
+    name = "rllib"
 
-    # EnvRunner processes inherit OMP_NUM_THREADS (set in main) and size torch's pool by it.
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    algo = None
-    try:
+    def __init__(self, cfg: ExperimentConfig, args: argparse.Namespace) -> None:
+        import ray
+
+        from mmrlhf.trainers.ppo import build_ppo_config
+
+        # EnvRunner processes inherit OMP_NUM_THREADS (set in main) and size torch's pool by it.
+        if not ray.is_initialized():
+            ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
         t0 = time.perf_counter()
-        algo = build_ppo_config(cfg).build_algo()
-        build_s = time.perf_counter() - t0
-        threads = {"driver": torch.get_num_threads()}
+        self.algo = build_ppo_config(cfg).build_algo()
+        self.build_s = time.perf_counter() - t0
+        self.threads = {"driver": torch.get_num_threads()}
         try:
-            remote = algo.env_runner_group.foreach_env_runner(
+            remote = self.algo.env_runner_group.foreach_env_runner(
                 _worker_threads, local_env_runner=False
             )
-            threads.update({f"env_runner_{i + 1}": n for i, n in enumerate(remote)})
+            self.threads.update({f"env_runner_{i + 1}": n for i, n in enumerate(remote)})
         except Exception:  # A report detail; never lose the run over it.
             logger.exception("could not read the EnvRunners' torch threads")
+        self.row: dict[str, Any] = {}
+        self.result: dict[str, Any] = {}
+        self.proto = make_protocol(self.name, self._act, cfg, args)
 
-        def act(obs: ObsBatch) -> np.ndarray:
-            module = algo.get_module()
-            batch = {Columns.OBS: {k: torch.from_numpy(v) for k, v in obs.items()}}
-            with torch.no_grad():
-                out = module.forward_inference(batch)
-            return out[Columns.ACTION_DIST_INPUTS].argmax(dim=-1).numpy()
+    def _act(self, obs: ObsBatch) -> np.ndarray:
+        from ray.rllib.core.columns import Columns
 
-        proto = make_protocol("rllib", act, cfg, args)
-        proto.start()
-        while True:
-            result = algo.train()
-            row = summarize(result)
-            if not proto.boundary(int(row["env_steps"] or 0)):
-                break
-        proto.finish()
-        return {
-            **proto.summary(thresholds(args)),
-            "build_s": round(build_s, 3),
-            "torch_threads": threads,
-            "last_train_accuracy": row.get("accuracy"),
-            # RLlib's own per-iteration timers, exponentially smoothed (not totals).
-            "timers_smoothed": {
-                k: round(float(v), 4)
-                for k, v in (result.get("timers") or {}).items()
-                if isinstance(v, int | float)
-            },
-        }
-    finally:
-        if algo is not None:
-            algo.stop()
-        ray.shutdown()
+        module = self.algo.get_module()
+        batch = {Columns.OBS: {k: torch.from_numpy(v) for k, v in obs.items()}}
+        with torch.no_grad():
+            out = module.forward_inference(batch)
+        return out[Columns.ACTION_DIST_INPUTS].argmax(dim=-1).numpy()
+
+    def step(self) -> bool:
+        """One `algo.train()` on the clock; True to train on."""
+        from mmrlhf.trainers.metrics import summarize
+
+        self.result = self.algo.train()
+        self.row = summarize(self.result)
+        return self.proto.boundary(int(self.row["env_steps"] or 0))
+
+    def close(self, ths: Sequence[float]) -> dict[str, Any]:
+        import ray
+
+        try:
+            self.proto.finish()
+            return {
+                **self.proto.summary(ths),
+                "build_s": round(self.build_s, 3),
+                "torch_threads": self.threads,
+                "last_train_accuracy": self.row.get("accuracy"),
+                # RLlib's own per-iteration timers, exponentially smoothed (not totals).
+                "timers_smoothed": {
+                    k: round(float(v), 4)
+                    for k, v in (self.result.get("timers") or {}).items()
+                    if isinstance(v, int | float)
+                },
+            }
+        finally:
+            self.algo.stop()
+            ray.shutdown()
+
+
+Trainer = SB3Trainer | RLlibTrainer
+
+
+def train_sequentially(trainers: Sequence[Trainer]) -> None:
+    """Each framework to its stop rule, one after the other."""
+    for trainer in trainers:
+        print(f"\n=== {trainer.name} ===", flush=True)
+        trainer.proto.start()
+        while trainer.step():
+            pass
+
+
+def train_interleaved(trainers: Sequence[Trainer]) -> None:
+    """Take turns, one evaluation period each, until every framework met its stop rule.
+
+    This machine's speed drifts by tens of percent over minutes; taking turns every
+    `--eval-every-s` seconds of training gives both frameworks the same spells.
+    """
+    for trainer in trainers:
+        trainer.proto.start()
+        trainer.proto.pause()
+    live = list(trainers)
+    while live:
+        for trainer in list(live):
+            trainer.proto.resume()
+            evaluations, going = trainer.proto.evaluations, True
+            while going and trainer.proto.evaluations == evaluations:
+                going = trainer.step()
+            if going:
+                trainer.proto.pause()
+            else:
+                live.remove(trainer)
 
 
 # --------------------------------------------------------------------------------------------
@@ -718,6 +784,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="config override, e.g. training.lr=3e-4 (repeatable)",
     )
     p.add_argument("--only", choices=FRAMEWORKS, help="run one side only")
+    p.add_argument(
+        "--schedule",
+        choices=("interleaved", "sequential"),
+        default="interleaved",
+        help="take turns every evaluation period (default), or train SB3 then RLlib",
+    )
     p.add_argument("--target", type=float, default=0.95, help="test accuracy to reach")
     p.add_argument("--max-minutes", type=float, default=20.0, help="training clock cap per side")
     p.add_argument("--eval-every-s", type=float, default=15.0, help="training seconds per eval")
@@ -774,12 +846,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"config {args.config} {args.overrides or ''}")
     print(f"matched: {matched}; seed {seed}; torch threads/process {threads}", flush=True)
 
-    results: dict[str, dict[str, Any]] = {}
-    for name in FRAMEWORKS:
-        if args.only and args.only != name:
-            continue
-        print(f"\n=== {name} ===", flush=True)
-        results[name] = run_sb3(cfg, args, seed) if name == "sb3" else run_rllib(cfg, args)
+    names = [name for name in FRAMEWORKS if not args.only or args.only == name]
+    trainers: list[Trainer] = [
+        SB3Trainer(cfg, args, seed) if name == "sb3" else RLlibTrainer(cfg, args)
+        for name in names
+    ]
+    if args.schedule == "interleaved" and len(trainers) > 1:
+        train_interleaved(trainers)
+    else:
+        train_sequentially(trainers)
+    results = {trainer.name: trainer.close(thresholds(args)) for trainer in trainers}
     rat = ratios(results, thresholds(args))
     print_table(results, rat, thresholds(args))
 
@@ -799,6 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "eval_seed": args.eval_seed,
                 "eval_split": "test",
                 "order": [f for f in FRAMEWORKS if f in results],
+                "schedule": args.schedule,
             },
             "seed": seed,
             "threads": threads,
