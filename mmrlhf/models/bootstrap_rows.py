@@ -97,26 +97,12 @@ class AddBootstrapTimesteps(AddOneTsToEpisodesAndTruncate):
     """
 
     @override(AddOneTsToEpisodesAndTruncate)
-    def __call__(
-        self,
-        *,
-        rl_module: RLModule,
-        batch: dict[str, Any],
-        episodes: list[Any],
-        explore: bool | None = None,
-        shared_data: dict | None = None,
-        **kwargs: Any,
+    def __call__(  # explore, shared_data and the rest of RLlib's keywords: **kwargs
+        self, *, rl_module: RLModule, batch: dict[str, Any], episodes: list[Any], **kwargs: Any
     ) -> Any:
         """Extend the episodes that bootstrap; write the three columns for every episode."""
         if not episodes or isinstance(episodes[0], MultiAgentEpisode) or rl_module.is_stateful():
-            return super().__call__(
-                rl_module=rl_module,
-                batch=batch,
-                episodes=episodes,
-                explore=explore,
-                shared_data=shared_data,
-                **kwargs,
-            )
+            return super().__call__(rl_module=rl_module, batch=batch, episodes=episodes, **kwargs)
         for i, episode in enumerate(
             self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
         ):
@@ -139,6 +125,7 @@ class AddBootstrapTimesteps(AddOneTsToEpisodesAndTruncate):
             self.add_n_batch_items(
                 batch, Columns.TRUNCATEDS, [*flags, not terminated, *phantom], rows, episode
             )
+        shared_data = kwargs.get("shared_data")
         if shared_data is not None:
             shared_data["_added_loss_mask_for_valid_episode_ts"] = True
         return batch

@@ -137,12 +137,11 @@ class MultimodalPPOLearner(PPOTorchLearner):
         """Step the optimizers; one finiteness check for all gradients instead of RLlib's
         two per parameter. Anything unusual (a NaN/inf gradient, grad scalers, torch lr
         schedulers, `torch_skip_nan_gradients`) takes RLlib's path, warnings included."""
-        grads = [g for g in gradients_dict.values() if g is not None]
         if (
             self._grad_scalers is not None
             or self._lr_scheduler_classes is not None
             or self.config.torch_skip_nan_gradients
-            or not all_finite(grads)
+            or not all_finite([g for g in gradients_dict.values() if g is not None])
         ):
             super().apply_gradients(gradients_dict)
             return

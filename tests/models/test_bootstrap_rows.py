@@ -18,6 +18,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from mmrlhf.config import ExperimentConfig
 from mmrlhf.models.bootstrap_rows import AddBootstrapTimesteps, DropBootstrapRows
 from mmrlhf.trainers.ppo import build_ppo_config
+from tests.tiny import learner_batch
 
 ADV = Postprocessing.ADVANTAGES
 
@@ -96,19 +97,10 @@ def test_terminated_episodes_get_no_phantom_step_the_others_get_rllibs() -> None
 
 def _pipeline_batches(learner: Any, episodes: list[Any]) -> tuple[dict, dict]:
     """The Learner's batch for `episodes`, with our piece and with RLlib's in its place."""
-    pipeline = learner._learner_connector
-    ours = pipeline(
-        rl_module=learner.module, batch={}, episodes=copy.deepcopy(episodes),
-        shared_data={}, metrics=learner.metrics,
-    )  # fmt: skip
-    rllib = copy.deepcopy(pipeline)
+    rllib = copy.deepcopy(learner._learner_connector)
     rllib.insert_before(AddBootstrapTimesteps, AddOneTsToEpisodesAndTruncate())
     rllib.remove(AddBootstrapTimesteps)
-    theirs = rllib(
-        rl_module=learner.module, batch={}, episodes=copy.deepcopy(episodes),
-        shared_data={}, metrics=learner.metrics,
-    )  # fmt: skip
-    return ours["default_policy"], theirs["default_policy"]
+    return learner_batch(learner, episodes), learner_batch(learner, episodes, rllib)
 
 
 @pytest.mark.ray

@@ -3,7 +3,6 @@ advantages as encoding the batch again."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -13,16 +12,12 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from mmrlhf.config import ExperimentConfig
 from mmrlhf.trainers.ppo import build_ppo_config
+from tests.tiny import learner_batch
 
 
 def _learner_batch(learner: Any, episodes: list[Any], reuse: bool) -> dict[str, Any]:
-    module = learner.module["default_policy"].unwrapped()
-    module.reuse_sampled_values = reuse
-    batch = learner._learner_connector(
-        rl_module=learner.module, batch={}, episodes=copy.deepcopy(episodes),
-        shared_data={}, metrics=learner.metrics,
-    )  # fmt: skip
-    return batch["default_policy"]
+    learner.module["default_policy"].unwrapped().reuse_sampled_values = reuse
+    return learner_batch(learner, episodes)
 
 
 @pytest.mark.ray
