@@ -16,6 +16,13 @@ runner). In that mode RLlib 2.60's `SingleAgentEnvRunner` has two problems:
    on a remote EnvRunner, a Ray round trip (it more than doubled vqa's sampling time). This
    runner fills its share of the batch (`rollout_fragment_length * num_envs` env steps) in
    one call, asking for as many complete episodes as the mean episode length so far says.
+3. Reset-only passes. Gymnasium's vector envs reset a finished env on the *next* `step()`
+   call, so on one-step tasks (vqa, retrieval) every other pass of RLlib's sampling loop
+   runs the env-to-module connectors, the module's forward pass and the module-to-env
+   connectors only to step envs that merely reset: half the loop's passes. While every
+   episode so far has been one step long, this runner asks RLlib's loop for one episode per
+   env at a time instead; each such call starts with one vector reset and ends after one
+   step pass.
 """
 
 from __future__ import annotations
@@ -76,6 +83,31 @@ class CompleteEpisodesEnvRunner(SingleAgentEnvRunner):
             self._steps_seen += got
             episodes.extend(batch)
             steps += got
+        return episodes
+
+    @override(SingleAgentEnvRunner)
+    def _sample(
+        self,
+        *,
+        num_timesteps: int | None = None,
+        num_episodes: int | None = None,
+        explore: bool,
+        random_actions: bool = False,
+        force_reset: bool = False,
+    ) -> list[SingleAgentEpisode]:
+        """RLlib's loop; complete one-step episodes are sampled one pass per call (item 3 of
+        the module docstring)."""
+        one_step = self._episodes_seen > 0 and self._steps_seen == self._episodes_seen
+        if num_episodes is None or not one_step or num_episodes <= self.num_envs:
+            return super()._sample(
+                num_timesteps=num_timesteps, num_episodes=num_episodes, explore=explore,
+                random_actions=random_actions, force_reset=force_reset,
+            )  # fmt: skip
+        episodes: list[SingleAgentEpisode] = []
+        while len(episodes) < num_episodes:
+            episodes += super()._sample(
+                num_episodes=self.num_envs, explore=explore, random_actions=random_actions
+            )
         return episodes
 
     @override(SingleAgentEnvRunner)

@@ -95,3 +95,25 @@ def test_one_sample_call_fills_the_runners_share_with_complete_episodes(
         assert sum(len(ep) for ep in episodes) >= 16 * 4  # the runner's whole share
     if task == "vqa":  # one-step episodes: the length is known after the first call
         assert len(inner) == 1
+
+
+def test_one_step_episodes_need_no_reset_only_env_steps(ray_session: None) -> None:
+    base = config().env_runners(num_envs_per_env_runner=4, rollout_fragment_length=16)
+    runner = CompleteEpisodesEnvRunner(config=apply_feedback(base, FeedbackConfig(enabled=True)))
+    runner.sample(random_actions=True)  # learns that episodes are one step long
+    step_calls: list[int] = []
+    env_step = runner.env.step
+
+    def counted(actions: object) -> object:
+        step_calls.append(1)
+        return env_step(actions)
+
+    runner.env.step = counted  # type: ignore[method-assign]
+    episodes = runner.sample(random_actions=True)
+    assert len(episodes) == 16 * 4 and all(ep.is_done and len(ep) == 1 for ep in episodes)
+    # One vector step per 4 episodes: none spent only resetting the envs that just finished
+    # (RLlib's loop alone makes 2 * 16 calls).
+    assert len(step_calls) == 16
+    images = {hashlib.blake2b(ep.get_observations(0)["image"].tobytes()).digest()
+              for ep in episodes}  # fmt: skip
+    assert len(images) >= 60  # fresh scenes, not one reset replayed per pass
