@@ -38,10 +38,20 @@ def masked_weights(
     scores: torch.Tensor, key_mask: torch.Tensor, gate: AttentionGate
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores (B, h, Tq, Tk) with masked keys at dtype min, and the gate's weights over the
-    keys, 0 on masked keys (so a query with no real key gets no weight instead of NaN)."""
+    keys, 0 on masked keys (so a query with no real key gets no weight instead of NaN).
+
+    ``sigmoid`` weighs each key on its own, ``sigmoid(score - log n)`` over the n real keys:
+    at zero scores every weight is ~1/n, as softmax's, so the output starts at the scale of a
+    mean instead of n times it (the bias of Ramapuram et al. 2024, "Theory, analysis, and
+    best practices for sigmoid self-attention"); a strong match still gets a weight near 1.
+    """
     keep = key_mask[:, None, None, :]
     scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-    weights = torch.softmax(scores, -1) if gate == "softmax" else torch.sigmoid(scores)
+    if gate == "softmax":
+        weights = torch.softmax(scores, -1)
+    else:
+        real = keep.sum(-1, keepdim=True).clamp(min=1).to(scores.dtype)
+        weights = torch.sigmoid(scores - real.log())
     return scores, weights * keep.to(scores.dtype)
 
 

@@ -92,9 +92,10 @@ class ModelConfig(BaseModel):
             vote on the answer; multi-step tasks whose state is in the text (caption,
             dialogue) need it on, and so does PPO on vqa with several objects (without it
             the policy gradient does not learn the matching; ``docs/architecture.md``).
-        attention_gate: How ``cross_attention`` weighs the keys: ``softmax`` (weights sum
-            to 1 over the keys) or ``sigmoid`` (each key gated on its own, so the output can
-            grow with the number of matching keys, which helps counting).
+        attention_gate: How the attention fusions weigh the keys: ``softmax`` (weights sum
+            to 1 over the keys) or ``sigmoid`` (each key gated on its own,
+            ``sigmoid(score - log n)`` over n real keys, so the output starts at the scale of
+            a mean and grows with the number of matching keys, which counting needs).
         attention_maps: Pointer features each ``cross_attention`` direction adds, saying
             *where* it matched (a pooled output has averaged positions away, so without them
             a policy whose action names a position, like retrieval's candidate index, stays

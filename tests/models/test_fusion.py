@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from mmrlhf.models import ModelConfig
-from mmrlhf.models.attention import Attention, MultiHeadAttention, context_map, query_map
+from mmrlhf.models.attention import (
+    Attention,
+    MultiHeadAttention,
+    context_map,
+    masked_weights,
+    query_map,
+)
 from mmrlhf.models.base import EncoderOutput, TokenCounts
 from mmrlhf.models.config import FusionKind
 from mmrlhf.models.fusion import FUSIONS, build_fusion
@@ -142,19 +148,27 @@ def test_cross_attention_uses_the_image_patches() -> None:
 
 
 @pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
-def test_attention_gate_decides_whether_repeated_keys_add_up(gate: str) -> None:
-    """Softmax weights sum to one, so two copies of a key give what one gives; sigmoid gates
-    each key on its own, so the output grows with the number of matches (counting)."""
-    torch.manual_seed(0)
-    attention = MultiHeadAttention(D, num_heads=2, gate=gate)
-    query, key = torch.randn(1, 1, D), torch.randn(1, 1, D)
-    once = attention(query, key, torch.ones(1, 1, dtype=torch.bool))
-    twice = attention(query, key.repeat(1, 2, 1), torch.ones(1, 2, dtype=torch.bool))
-    bias = attention.out.bias
+def test_attention_gate_decides_whether_matches_add_up(gate: str) -> None:
+    """Softmax weights sum to one, so two matching keys share what one gets; sigmoid gates
+    each key on its own, so the weight grows with the number of matches (counting)."""
+    low = -50.0
+    keys = torch.ones(1, 4, dtype=torch.bool)
+    _, one = masked_weights(torch.tensor([[[[5.0, low, low, low]]]]), keys, gate)
+    _, two = masked_weights(torch.tensor([[[[5.0, 5.0, low, low]]]]), keys, gate)
     if gate == "softmax":
-        torch.testing.assert_close(once, twice)
+        torch.testing.assert_close(one.sum(-1), two.sum(-1))
+        torch.testing.assert_close(two[..., 0], one[..., 0] / 2)
     else:
-        torch.testing.assert_close(twice - bias, 2 * (once - bias))
+        torch.testing.assert_close(two.sum(-1), 2 * one.sum(-1))
+        torch.testing.assert_close(two[..., 0], one[..., 0])
+
+
+def test_sigmoid_gate_starts_at_the_scale_of_a_mean_over_the_real_keys() -> None:
+    keys = torch.tensor([[True, True, True, True, False]])  # 4 real keys, 1 padding
+    _, weights = masked_weights(torch.zeros(1, 1, 1, 5), keys, "sigmoid")
+    # sigmoid(0 - log 4) = 1 / (1 + 4), near softmax's uniform 1/4; a bare sigmoid gives every
+    # key 1/2, an output n / 2 times the mean of n keys' values
+    torch.testing.assert_close(weights, torch.tensor([[[[0.2, 0.2, 0.2, 0.2, 0.0]]]]))
 
 
 def test_context_map_averages_the_weights_over_real_queries() -> None:
