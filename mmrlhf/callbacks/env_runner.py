@@ -18,11 +18,10 @@ runner). In that mode RLlib 2.60's `SingleAgentEnvRunner` has two problems:
    one call, asking for as many complete episodes as the mean episode length so far says.
 3. Reset-only passes. Gymnasium's vector envs reset a finished env on the *next* `step()`
    call, so on one-step tasks (vqa, retrieval) every other pass of RLlib's sampling loop
-   runs the env-to-module connectors, the module's forward pass and the module-to-env
-   connectors only to step envs that merely reset: half the loop's passes. While every
-   episode so far has been one step long, this runner asks RLlib's loop for one episode per
-   env at a time instead; each such call starts with one vector reset and ends after one
-   step pass.
+   only steps envs that reset: it still runs the connectors both ways and a module call
+   (whose rows `models/finished_rows.py` already leaves uncomputed). While every episode so
+   far has been one step long, this runner asks RLlib's loop for one episode per env at a
+   time instead; each such call starts with one vector reset and ends after one step pass.
 """
 
 from __future__ import annotations
