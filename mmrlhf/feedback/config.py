@@ -29,9 +29,8 @@ QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 # feedback config must stay cheap to import (a test keeps them in step).
 RMTextEncoder = Literal["transformer", "gru", "bag"]
 RMImageEncoder = Literal["cnn", "vit"]
-RMFusion = Literal[
-    "concat", "sum", "weighted", "cross_attention", "joint", "factored_attention"
-]
+RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint", "factored_attention"]
+RMAttentionGate = Literal["softmax", "sigmoid"]
 
 
 class FeedbackConfig(BaseModel):
@@ -122,6 +121,12 @@ class FeedbackConfig(BaseModel):
         default_factory=lambda: [16], min_length=1, description="Reward-model CNN channels."
     )
     rm_cnn_grid: int = Field(2, ge=1, le=32, description="Reward-model CNN patch grid side.")
+    rm_attention_gate: RMAttentionGate = Field(
+        "softmax", description="Reward-model attention weights over patches (attention fusions)."
+    )
+    rm_factored_residual: bool = Field(
+        False, description="factored_attention only: add the prompt tokens to what they read."
+    )
     rm_response_len: int = Field(8, ge=1, le=512, description="Response tokens the RM reads.")
     rm_checkpoint: str | None = Field(
         None, description="Start from this saved reward model (published as version 1)."
@@ -327,6 +332,8 @@ class FeedbackConfig(BaseModel):
             num_heads=2 if self.rm_embed_dim % 2 == 0 else 1,
             cnn_channels=tuple(self.rm_cnn_channels),
             cnn_grid=self.rm_cnn_grid,
+            attention_gate=self.rm_attention_gate,
+            factored_residual=self.rm_factored_residual,
             hidden_sizes=(self.rm_hidden,),
         )
 

@@ -20,12 +20,17 @@ def test_dotted_overrides_reach_the_rlhf_fields() -> None:
     cfg = load_config(
         "configs/rlhf_vqa.yaml",
         ["feedback.source=reward_model", "feedback.query_mode=random", "feedback.query_k=4",
-         "feedback.rm_ensemble=5", "feedback.kl_coeff=0.1", "feedback.rm_cnn_channels=[8, 16]"],
+         "feedback.rm_ensemble=5", "feedback.kl_coeff=0.1", "feedback.rm_cnn_channels=[8, 16]",
+         "feedback.rm_fusion=factored_attention", "feedback.rm_attention_gate=sigmoid",
+         "feedback.rm_factored_residual=true"],
     )  # fmt: skip
     fb = cfg.feedback
     assert fb.source == "reward_model" and fb.query_mode == "random" and fb.query_k == 4
     assert fb.rm_ensemble == 5 and fb.kl_coeff == 0.1
-    assert fb.rm_model_config().cnn_channels == (8, 16)
+    rm_model = fb.rm_model_config()
+    assert rm_model.cnn_channels == (8, 16)
+    assert rm_model.fusion == "factored_attention" and rm_model.attention_gate == "sigmoid"
+    assert rm_model.factored_residual
     assert load_config(None).feedback.source == "rater"  # the default is unchanged
 
 
@@ -60,9 +65,15 @@ def test_categorical_kl_by_hand() -> None:
 def test_reward_model_choices_are_the_models_own() -> None:
     """The feedback config spells the reward model's kinds out (to stay cheap to import);
     each must still be a `ModelConfig` kind, and every fusion must be offered."""
-    from mmrlhf.feedback.config import RMFusion, RMImageEncoder, RMTextEncoder
-    from mmrlhf.models.config import FusionKind, ImageEncoderKind, TextEncoderKind
+    from mmrlhf.feedback.config import RMAttentionGate, RMFusion, RMImageEncoder, RMTextEncoder
+    from mmrlhf.models.config import (
+        AttentionGate,
+        FusionKind,
+        ImageEncoderKind,
+        TextEncoderKind,
+    )
 
     assert set(get_args(RMFusion)) == set(get_args(FusionKind))
+    assert set(get_args(RMAttentionGate)) == set(get_args(AttentionGate))
     assert set(get_args(RMImageEncoder)) <= set(get_args(ImageEncoderKind))
     assert set(get_args(RMTextEncoder)) <= set(get_args(TextEncoderKind))
