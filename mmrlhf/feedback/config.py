@@ -154,6 +154,14 @@ class FeedbackConfig(BaseModel):
     rm_contrastive_batch: int = Field(
         256, ge=2, description="Unlabelled episodes per member and contrastive step."
     )
+    rm_refit_growth: float | None = Field(
+        None,
+        gt=1.0,
+        description="Refit the reward model from its pretrained weights (fresh optimizer, all "
+        "labels) each time the label set grows by this factor, and once when the budget is "
+        "spent; None = train in place only.",
+    )
+    rm_refit_epochs: float = Field(40.0, gt=0.0, description="Passes over the labels per refit.")
 
     # RLHF: queries and the simulated preference rater.
     query_mode: QueryMode = Field(

@@ -90,6 +90,8 @@ def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
         max_steps=config.rm_max_steps,
         contrastive_batch=config.rm_contrastive_batch,
         seed=config.seed,
+        refit_growth=config.rm_refit_growth,
+        refit_epochs=config.rm_refit_epochs,
     )
 
 
@@ -149,6 +151,14 @@ class RLHFState:
     def _set_model(self, ensemble: RewardEnsemble, pretrain_steps: int = 0) -> None:
         self.trainer = RewardModelTrainer(ensemble, trainer_settings(self.config))
         self.trainer.pretrain_steps = pretrain_steps
+        self._anchor_if_pretrained()
+
+    def _anchor_if_pretrained(self) -> None:
+        # Refits restart from the weights the contrastive steps left, once they are all done.
+        trainer = self.trainer
+        pretrained = trainer is not None and trainer.pretrain_steps >= self.config.rm_pretrain_steps
+        if trainer is not None and trainer.anchor is None and pretrained:
+            trainer.set_anchor()
 
     def ensure_model(self, spec: RewardModelSpec) -> None:
         """Build the ensemble for `spec` on first use (EnvRunners send the spec they see)."""
@@ -297,6 +307,7 @@ class RLHFState:
         if not unlabeled:
             return 0
         self.last_pretrain = self.trainer.pretrain(unlabeled, todo)
+        self._anchor_if_pretrained()
         return todo
 
     def train_round(self) -> bool:
@@ -313,7 +324,7 @@ class RLHFState:
         before = self.trainer.add_labels([label for label, _ in pending], merged)
         if before["pairs"]:
             self._accuracy.append((before["accuracy"], int(before["pairs"])))
-        self.last_train = self.trainer.train()
+        self.last_train = self.trainer.train(final=self.budget.remaining == 0)
         self._publish()
         return True
 
@@ -412,6 +423,7 @@ class RLHFState:
                 "rm_loss": self.last_train.get("loss", math.nan),
                 "rm_train_steps": 0 if self.trainer is None else self.trainer.steps,
                 "rm_pretrain_steps": 0 if self.trainer is None else self.trainer.pretrain_steps,
+                "rm_refits": 0 if self.trainer is None else self.trainer.refits,
                 "rm_contrastive_loss": self.last_pretrain.get("contrastive_loss", math.nan),
                 "pool": len(self.pool),
                 "episodes_received": self.pool.received,

@@ -24,6 +24,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "rm_accuracy": ("feedback", "rm_accuracy"),
     "rm_pretrain_steps": ("feedback", "rm_pretrain_steps"),
     "rm_contrastive_loss": ("feedback", "rm_contrastive_loss"),
+    "rm_refits": ("feedback", "rm_refits"),
     "time_total_s": ("time_total_s",),
     "time_this_iter_s": ("time_this_iter_s",),
 }
