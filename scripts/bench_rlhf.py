@@ -34,7 +34,7 @@ CONFIG = Path(__file__).resolve().parent.parent / "configs" / "rlhf_vqa.yaml"
 
 def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Train one configuration, evaluate it, return its table row."""
-    from mmrlhf.config import load_config
+    from mmrlhf.config import load_config, parse_overrides
     from mmrlhf.trainers.evaluate import evaluate
     from mmrlhf.trainers.train import train
 
@@ -50,7 +50,7 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
         "training.seed": args.seed,
         "feedback.seed": args.seed,
     }
-    cfg = load_config(CONFIG, {**base, **overrides})
+    cfg = load_config(CONFIG, {**base, **overrides, **parse_overrides(args.overrides)})
     started = time.monotonic()
     result = train(cfg, progress=lambda line: logger.info("%s: %s", name, line))
     wall = time.monotonic() - started
@@ -76,6 +76,7 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
         # about which is better), from the hub's totals.
         "label_queries": final.get("label_queries"),
         "label_ties": final.get("label_ties"),
+        "rm_refits": final.get("rm_refits"),
         "wall_s": round(wall, 1),
         "curve": [(r.get("episodes"), r.get("accuracy"), r.get("labels")) for r in result.history],
     }
@@ -153,6 +154,8 @@ def main() -> None:
         action="store_true",
         help="reduced size: budgets 100 200, 12 iterations, 200 eval episodes",
     )
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="config override for every run (repeatable)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     if args.quick:
@@ -184,6 +187,7 @@ def main() -> None:
         "iterations": args.iterations,
         "episodes_per_iteration": args.batch,
         "query_mode": args.query_mode or config_query_mode,
+        "overrides": args.overrides,
         "goal": ">= 0.90 accuracy with <= 1000 labels on <= 2% of episodes",
         "rows": rows,
         "table": table,
