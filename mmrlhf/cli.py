@@ -7,6 +7,7 @@
     mmrlhf eval CHECKPOINT [--split test] [--episodes N] [--out FILE.json]
     mmrlhf plot RESULTS_DIR [--out curves.png]
     mmrlhf reward-model eval RM_CHECKPOINT --pairs CONFIG.yaml|PAIRS.npz [--distractor swap]
+    mmrlhf reward-model audit RM_CHECKPOINT --policy CHECKPOINT [--episodes 300] [--split train]
     mmrlhf label EXP_DIR [--port 8765] [--token T] [--demo N]   # human labelling page
     mmrlhf env show --task vqa --episodes 8 --out sheet.png   # contact sheet of episodes
     mmrlhf env info --task caption                            # spaces and action meanings
@@ -127,6 +128,17 @@ def cmd_reward_model_eval(args: argparse.Namespace) -> int:
 
     metrics = evaluate_reward_model(
         args.checkpoint, args.pairs, n_pairs=args.n_pairs, distractor=args.distractor
+    )
+    print(json.dumps(metrics, indent=2, default=str))
+    write_json(args.out, metrics)
+    return 0
+
+
+def cmd_reward_model_audit(args: argparse.Namespace) -> int:
+    from mmrlhf.trainers.reward_model import audit_reward_model
+
+    metrics = audit_reward_model(
+        args.checkpoint, args.policy, episodes=args.episodes, split=args.split
     )
     print(json.dumps(metrics, indent=2, default=str))
     write_json(args.out, metrics)
@@ -265,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rm_eval.add_argument("--out", help="write the metrics as JSON here")
     rm_eval.set_defaults(func=cmd_reward_model_eval)
+    rm_audit = rm_sub.add_parser(
+        "audit", help="how the reward model scores a policy's wrong answers against the right"
+    )
+    rm_audit.add_argument("checkpoint", help="reward-model directory (feedback.rm_save_dir)")
+    rm_audit.add_argument("--policy", required=True, help="a training checkpoint to play")
+    rm_audit.add_argument("--episodes", type=int, default=300)
+    rm_audit.add_argument("--split", choices=("train", "test"), default="train")
+    rm_audit.add_argument("--out", help="write the metrics as JSON here")
+    rm_audit.set_defaults(func=cmd_reward_model_audit)
 
     lab = sub.add_parser("label", help="serve the labelling page for an experiment's labels")
     lab.add_argument("store", help="experiment directory (labels.sqlite inside) or a .sqlite file")

@@ -4,7 +4,9 @@
 - `train_reward_model`: fit a reward model to oracle pairs offline and save a checkpoint
   (usable as `feedback.rm_checkpoint` to start RLHF from it);
 - `evaluate_reward_model`: preference accuracy of a saved reward model on labelled pairs
-  (from a pairs file, or generated from an env / experiment config).
+  (from a pairs file, or generated from an env / experiment config);
+- `audit_reward_model`: how a saved reward model scores a trained policy's wrong answers
+  against the right ones (`feedback.audit`).
 """
 
 from __future__ import annotations
@@ -191,4 +193,51 @@ def train_reward_model(
         "loss": losses[-1],
         "pretrain_steps": trainer.pretrain_steps,
         "train_s": time.monotonic() - started,
+    }
+
+
+def audit_reward_model(
+    checkpoint: str | Path,
+    policy: str | Path,
+    *,
+    episodes: int = 300,
+    split: str = "train",
+    seed: int = 50_000,
+) -> dict[str, Any]:
+    """Play a policy checkpoint greedily and audit a saved reward model on its answers.
+
+    Args:
+        checkpoint: Reward-model directory (`save_reward_model`, e.g. `feedback.rm_save_dir`).
+        policy: A training checkpoint (`mmrlhf train`'s `checkpoints/iter_*`); its experiment
+            config gives the env.
+        episodes: Fresh episodes to play.
+        split: Env split (`train` or `test`).
+        seed: First reset seed.
+
+    Returns:
+        `AuditReport.to_dict()` plus the checkpoints, split and reward-model version.
+    """
+    import numpy as np
+    import torch
+
+    from mmrlhf.envs import MyMultimodalEnv
+    from mmrlhf.feedback.audit import audit_answers
+    from mmrlhf.trainers.evaluate import config_for_checkpoint, load_module, policy_logits
+
+    ensemble, meta = load_reward_model(checkpoint)
+    cfg = config_for_checkpoint(policy)
+    module = load_module(policy)
+    env = MyMultimodalEnv(cfg.env.model_copy(update={"split": split}))
+
+    def act(obs: Mapping[str, Any]) -> int:
+        with torch.no_grad():
+            return int(np.argmax(policy_logits(module, obs)))
+
+    report = audit_answers(env, act, ensemble, episodes=episodes, seed=seed)
+    return {
+        **report.to_dict(),
+        "split": split,
+        "policy": str(policy),
+        "checkpoint": str(checkpoint),
+        "version": meta.get("version"),
     }

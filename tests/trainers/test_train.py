@@ -52,6 +52,20 @@ def test_train_debug_resume_eval_plot(ray_session: None, tiny_cfg: ExperimentCon
     assert metrics["task"] == "vqa" and metrics["split"] == "test"
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["episodes"] == 20
 
+    # The reward-hacking audit plays the checkpoint against a reward model of its env.
+    from mmrlhf.trainers.reward_model import train_reward_model
+
+    rm = train_reward_model(tiny_cfg.env, tmp_path / "rm", n_pairs=10, rounds=1)["checkpoint"]
+    audit = tmp_path / "audit.json"
+    args = ["reward-model", "audit", rm, "--policy", resumed["checkpoint"], "--episodes", "20",
+            "--out", str(audit)]  # fmt: skip
+    assert main(args) == 0
+    found = json.loads(audit.read_text())
+    assert found["episodes"] == 20 and found["split"] == "train"
+    assert found["wrong"] == round(20 * (1 - found["accuracy"]))
+    assert 0 <= found["overrated"] <= found["wrong"]
+    assert sum(n for _, _, n in found["top_wrong"]) <= found["wrong"]
+
     # Plot draws every run found under the results dir.
     png = tmp_path / "curves.png"
     assert main(["plot", str(tiny_cfg.output_dir), "--out", str(png)]) == 0

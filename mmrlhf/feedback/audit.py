@@ -1,0 +1,133 @@
+"""Reward hacking audit: how a reward model scores a policy's own answers against the right one.
+
+Preference accuracy on generated pairs (`feedback.pairs`) measures a reward model on answers
+someone chose for it. A policy trained on the model looks for the answers it overrates, and
+those can be of a kind no pair showed it: on `rlhf_vqa.yaml`'s task, a reward model at 0.91
+`swap` accuracy, frozen, let the policy answer colour words to shape questions, rated as high
+as the right answer on 47% of its wrong episodes (docs/architecture.md). This audit plays the
+policy on fresh episodes and, on every wrong one, compares the model's reward for the
+policy's answer with its reward for the ground truth on the same image and prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmrlhf.envs import MyMultimodalEnv
+from mmrlhf.feedback.reward_model import RewardEnsemble
+from mmrlhf.feedback.samples import EpisodeSample, encode_response, stack_samples
+
+logger = logging.getLogger(__name__)
+
+Policy = Callable[[Mapping[str, np.ndarray]], int]
+
+
+@dataclass
+class AuditReport:
+    """What `audit_answers` found.
+
+    Attributes:
+        episodes: Episodes played.
+        accuracy: Fraction the policy got right (`info["success"]`).
+        wrong: Episodes it got wrong.
+        overrated: Of those, how many the ensemble mean scored at least as high as the ground
+            truth answer (a reward the policy can climb without learning the task).
+        top_wrong: The most common wrong answers, as (prompt's first two words, answer, count).
+    """
+
+    episodes: int
+    accuracy: float
+    wrong: int
+    overrated: int
+    top_wrong: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def overrated_fraction(self) -> float:
+        """`overrated / wrong` (0 when nothing was wrong)."""
+        return self.overrated / self.wrong if self.wrong else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary."""
+        return {
+            "episodes": self.episodes,
+            "accuracy": self.accuracy,
+            "wrong": self.wrong,
+            "overrated": self.overrated,
+            "overrated_fraction": self.overrated_fraction,
+            "top_wrong": [list(t) for t in self.top_wrong],
+        }
+
+
+def audit_answers(
+    env: MyMultimodalEnv,
+    policy: Policy,
+    ensemble: RewardEnsemble,
+    *,
+    episodes: int = 300,
+    seed: int = 50_000,
+    top: int = 10,
+) -> AuditReport:
+    """Play `policy` for `episodes` episodes of `env` (reset seeds `seed`, `seed + 1`, ...) and
+    compare the ensemble's reward for each wrong answer with the ground truth's.
+
+    Args:
+        env: The env (its task must report `response`, `ground_truth` and `success`).
+        policy: Observation -> action (greedy, for a checkpoint).
+        ensemble: The reward model, scored in eval mode.
+        episodes: Episodes to play (>= 1).
+        seed: First reset seed.
+        top: Wrong answers to list.
+
+    Raises:
+        ValueError: For `episodes < 1`, or a task whose info lacks those keys.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    response_len = int(ensemble.spec.response_len)
+    wrong_answers: Counter[tuple[str, str]] = Counter()
+    right = overrated = 0
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        image, prompt_ids = obs["image"].copy(), obs["text"].copy()
+        done = False
+        info: dict[str, Any] = {}
+        while not done:
+            obs, _, terminated, truncated, info = env.step(int(policy(obs)))
+            done = terminated or truncated
+        missing = [k for k in ("response", "ground_truth", "success") if k not in info]
+        if missing:
+            raise ValueError(
+                f"the audit needs the final info's response, ground_truth and success; "
+                f"task {env.cfg.task!r} lacks {missing}"
+            )
+        if info["success"]:
+            right += 1
+            continue
+        answers = [str(info["response"]), str(info["ground_truth"])]
+        samples = [
+            EpisodeSample(f"audit-{ep}-{k}", image, prompt_ids,
+                          encode_response(env.tokenizer, text, response_len), 0.0)
+            for k, text in enumerate(answers)
+        ]  # fmt: skip
+        mean, _ = ensemble.predict(stack_samples(samples))
+        overrated += int(mean[0] >= mean[1])
+        question = " ".join(str(info.get("prompt", "")).split()[:2])
+        wrong_answers[(question, answers[0])] += 1
+    wrong = episodes - right
+    report = AuditReport(
+        episodes=episodes,
+        accuracy=right / episodes,
+        wrong=wrong,
+        overrated=overrated,
+        top_wrong=[(q, a, n) for (q, a), n in wrong_answers.most_common(top)],
+    )
+    logger.info("audit: accuracy %.3f, %d of %d wrong answers rated >= the right one",
+                report.accuracy, overrated, wrong)  # fmt: skip
+    return report
+
