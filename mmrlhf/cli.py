@@ -123,26 +123,25 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show(metrics: dict[str, Any], out: str | None) -> int:
+    """Print metrics as JSON and write them to `out` (if given)."""
+    print(json.dumps(metrics, indent=2, default=str))
+    write_json(out, metrics)
+    return 0
+
+
 def cmd_reward_model_eval(args: argparse.Namespace) -> int:
     from mmrlhf.trainers.reward_model import evaluate_reward_model
 
-    metrics = evaluate_reward_model(
-        args.checkpoint, args.pairs, n_pairs=args.n_pairs, distractor=args.distractor
-    )
-    print(json.dumps(metrics, indent=2, default=str))
-    write_json(args.out, metrics)
-    return 0
+    return _show(evaluate_reward_model(args.checkpoint, args.pairs, n_pairs=args.n_pairs,
+                                       distractor=args.distractor), args.out)  # fmt: skip
 
 
 def cmd_reward_model_audit(args: argparse.Namespace) -> int:
     from mmrlhf.trainers.reward_model import audit_reward_model
 
-    metrics = audit_reward_model(
-        args.checkpoint, args.policy, episodes=args.episodes, split=args.split
-    )
-    print(json.dumps(metrics, indent=2, default=str))
-    write_json(args.out, metrics)
-    return 0
+    return _show(audit_reward_model(args.checkpoint, args.policy, episodes=args.episodes,
+                                    split=args.split), args.out)  # fmt: skip
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
