@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from mmrlhf.feedback.samples import EpisodeSample, encode_response, stack_sample
 logger = logging.getLogger(__name__)
 
 Policy = Callable[[Mapping[str, np.ndarray]], int]
+SCORE_BATCH = 256  # samples per reward-model call (an even number: answer pairs stay together)
 
 
 @dataclass
@@ -53,15 +54,8 @@ class AuditReport:
         return self.overrated / self.wrong if self.wrong else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly summary."""
-        return {
-            "episodes": self.episodes,
-            "accuracy": self.accuracy,
-            "wrong": self.wrong,
-            "overrated": self.overrated,
-            "overrated_fraction": self.overrated_fraction,
-            "top_wrong": [list(t) for t in self.top_wrong],
-        }
+        """JSON-friendly summary (the fields plus `overrated_fraction`)."""
+        return {**asdict(self), "overrated_fraction": self.overrated_fraction}
 
 
 def audit_answers(
@@ -91,7 +85,9 @@ def audit_answers(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     response_len = int(ensemble.spec.response_len)
     wrong_answers: Counter[tuple[str, str]] = Counter()
-    right = overrated = 0
+    # (policy's answer, ground truth) per wrong episode, scored in batches after the loop.
+    compared: list[EpisodeSample] = []
+    right = 0
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         image, prompt_ids = obs["image"].copy(), obs["text"].copy()
@@ -110,15 +106,17 @@ def audit_answers(
             right += 1
             continue
         answers = [str(info["response"]), str(info["ground_truth"])]
-        samples = [
+        compared += [
             EpisodeSample(f"audit-{ep}-{k}", image, prompt_ids,
                           encode_response(env.tokenizer, text, response_len), 0.0)
             for k, text in enumerate(answers)
         ]  # fmt: skip
-        mean, _ = ensemble.predict(stack_samples(samples))
-        overrated += int(mean[0] >= mean[1])
         question = " ".join(str(info.get("prompt", "")).split()[:2])
         wrong_answers[(question, answers[0])] += 1
+    overrated = 0
+    for start in range(0, len(compared), SCORE_BATCH):
+        mean, _ = ensemble.predict(stack_samples(compared[start : start + SCORE_BATCH]))
+        overrated += int((mean[0::2] >= mean[1::2]).sum())
     wrong = episodes - right
     report = AuditReport(
         episodes=episodes,

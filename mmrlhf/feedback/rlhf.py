@@ -156,8 +156,9 @@ class RLHFState:
     def _anchor_if_pretrained(self) -> None:
         # Refits restart from the weights the contrastive steps left, once they are all done.
         trainer = self.trainer
-        pretrained = trainer is not None and trainer.pretrain_steps >= self.config.rm_pretrain_steps
-        if trainer is not None and trainer.anchor is None and pretrained:
+        if trainer is None or trainer.anchor is not None:
+            return
+        if trainer.pretrain_steps >= self.config.rm_pretrain_steps:
             trainer.set_anchor()
 
     def ensure_model(self, spec: RewardModelSpec) -> None:

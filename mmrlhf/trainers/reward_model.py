@@ -218,7 +218,6 @@ def audit_reward_model(
         `AuditReport.to_dict()` plus the checkpoints, split and reward-model version.
     """
     import numpy as np
-    import torch
 
     from mmrlhf.envs import MyMultimodalEnv
     from mmrlhf.feedback.audit import audit_answers
@@ -230,8 +229,7 @@ def audit_reward_model(
     env = MyMultimodalEnv(cfg.env.model_copy(update={"split": split}))
 
     def act(obs: Mapping[str, Any]) -> int:
-        with torch.no_grad():
-            return int(np.argmax(policy_logits(module, obs)))
+        return int(np.argmax(policy_logits(module, obs)))  # greedy, as `mmrlhf eval`
 
     report = audit_answers(env, act, ensemble, episodes=episodes, seed=seed)
     return {
