@@ -71,12 +71,16 @@ def evaluate(
     seed: int = 10_000,
     ks: tuple[int, ...] = (1, 2, 3),
 ) -> dict[str, Any]:
-    """Run `episodes` greedy episodes of the checkpoint's task on `split`; return metrics."""
+    """Run `episodes` greedy episodes of the checkpoint's task on `split`; return metrics.
+
+    vqa adds `accuracy/<question type>` and `episodes/<question type>` for each type asked.
+    """
     cfg = cfg or config_for_checkpoint(checkpoint)
     module = load_module(checkpoint)
     env = MyMultimodalEnv(cfg.env.model_copy(update={"split": split}))
     task = env.cfg.task
     scores, successes, f1s, exact, turns = [], [], [], [], []
+    by_type: dict[str, list[bool]] = {}
     hits = {k: 0 for k in ks}
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
@@ -89,6 +93,8 @@ def evaluate(
             done = terminated or truncated
         scores.append(info["score"])
         successes.append(bool(info["success"]))
+        if "question_type" in info:
+            by_type.setdefault(info["question_type"], []).append(bool(info["success"]))
         if task == "caption":
             f1s.append(info["f1"])
             exact.append(bool(info["exact_match"]))
@@ -108,6 +114,10 @@ def evaluate(
     }
     if task in ("vqa", "dataset"):
         metrics["accuracy"] = metrics["success"]
+        # Which question kinds fail where is what the held-out split's gap is made of.
+        for qtype, ok in sorted(by_type.items()):
+            metrics[f"accuracy/{qtype}"] = float(np.mean(ok))
+            metrics[f"episodes/{qtype}"] = len(ok)
     elif task == "retrieval":
         metrics.update({f"recall@{k}": hits[k] / episodes for k in ks})
     elif task == "caption":

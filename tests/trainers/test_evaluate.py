@@ -45,3 +45,25 @@ def test_task_metrics(tmp_path: Path, task: str, keys: list[str]) -> None:
 def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         evaluate(tmp_path / "nowhere", cfg=load_config(None))
+
+
+def test_vqa_accuracy_per_question_type(tmp_path: Path) -> None:
+    cfg = load_config(None, ["env.task=vqa", "env.image_size=32", "model.embed_dim=16",
+                             "env.question_types=[count,exists,position]"])  # fmt: skip
+    module_dir = _saved_module(cfg, tmp_path / "module")
+    metrics = evaluate(module_dir, cfg=cfg, episodes=60)
+    types = ["count", "exists", "position"]
+    per_type = sorted(k for k in metrics if k.startswith("accuracy/"))
+    assert per_type == [f"accuracy/{t}" for t in types]
+    counts = [metrics[f"episodes/{t}"] for t in types]
+    assert sum(counts) == 60 and min(counts) > 0
+    overall = sum(metrics[f"accuracy/{t}"] * metrics[f"episodes/{t}"] for t in types) / 60
+    assert overall == pytest.approx(metrics["accuracy"])
+
+
+def test_vqa_step_info_names_the_question_type() -> None:
+    env = MyMultimodalEnv(task="vqa", image_size=32, question_types=["exists"])
+    env.reset(seed=0)
+    info = env.step(0)[-1]
+    assert info["question_type"] == "exists"
+    assert info["prompt"].startswith("is there")

@@ -28,6 +28,7 @@ class VQATask(Task):
         self._text_cache: dict[str, np.ndarray] = {}
         self.scene: Scene | None = None
         self.question = ""
+        self.question_type = ""
         self.answer = 0
         self.chosen: int | None = None
         self.image = np.zeros((0, 0, 3), dtype=np.uint8)
@@ -73,7 +74,7 @@ class VQATask(Task):
         else:
             question = VQA_TEMPLATES["position"].format(color=t.color, shape=t.shape)
             answer = t.position
-        self.scene, self.question = scene, question
+        self.scene, self.question, self.question_type = scene, question, qtype
         self.answer, self.chosen = self._answer_index[answer], None
         # The image never changes within an episode; the episode's observations share it.
         self.image = render_scene(scene.objects, cfg.image_size)
@@ -84,7 +85,8 @@ class VQATask(Task):
         self.chosen = action
         score = float(action == self.answer)
         obs = Observation(self.image, self._text(self.question))
-        return Outcome(obs, True, score, success=score == 1.0)
+        extras = {"question_type": self.question_type}
+        return Outcome(obs, True, score, success=score == 1.0, extras=extras)
 
     def oracle_action(self) -> int:
         return self.answer
