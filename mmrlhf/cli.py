@@ -7,6 +7,7 @@
     mmrlhf eval CHECKPOINT [--split test] [--episodes N] [--out FILE.json]
     mmrlhf plot RESULTS_DIR [--out curves.png]
     mmrlhf reward-model eval RM_CHECKPOINT --pairs CONFIG.yaml|PAIRS.npz [--distractor swap]
+                             [--split test] [--greedy 300]
     mmrlhf reward-model audit RM_CHECKPOINT --policy CHECKPOINT [--episodes 300] [--split train]
     mmrlhf label EXP_DIR [--port 8765] [--token T] [--demo N]   # human labelling page
     mmrlhf env show --task vqa --episodes 8 --out sheet.png   # contact sheet of episodes
@@ -133,8 +134,11 @@ def _show(metrics: dict[str, Any], out: str | None) -> int:
 def cmd_reward_model_eval(args: argparse.Namespace) -> int:
     from mmrlhf.trainers.reward_model import evaluate_reward_model
 
-    return _show(evaluate_reward_model(args.checkpoint, args.pairs, n_pairs=args.n_pairs,
-                                       distractor=args.distractor), args.out)  # fmt: skip
+    metrics = evaluate_reward_model(
+        args.checkpoint, args.pairs, n_pairs=args.n_pairs, distractor=args.distractor,
+        split=args.split, greedy_episodes=args.greedy,
+    )  # fmt: skip
+    return _show(metrics, args.out)
 
 
 def cmd_reward_model_audit(args: argparse.Namespace) -> int:
@@ -274,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="generated pairs' worse answer: random (easy), or swap (the right answer for "
         "another image with the same prompt: needs the image)",
     )
+    rm_eval.add_argument(
+        "--split", choices=("train", "test"), help="env split of generated pairs and scenes"
+    )
+    rm_eval.add_argument(
+        "--greedy", type=int, default=0, metavar="N",
+        help="also score every answer of N fresh scenes (one-step tasks): how often the right "
+        "one is on top, what a policy maximising the model's reward would get right",
+    )  # fmt: skip
     rm_eval.add_argument("--out", help="write the metrics as JSON here")
     rm_eval.set_defaults(func=cmd_reward_model_eval)
     rm_audit = rm_sub.add_parser(

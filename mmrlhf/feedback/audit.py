@@ -7,6 +7,13 @@ those can be of a kind no pair showed it: on `rlhf_vqa.yaml`'s task, a reward mo
 as the right answer on 47% of its wrong episodes (docs/architecture.md). This audit plays the
 policy on fresh episodes and, on every wrong one, compares the model's reward for the
 policy's answer with its reward for the ground truth on the same image and prompt.
+
+`greedy_answers` needs no policy: on a one-step task it scores every answer the env allows
+for each fresh scene and asks whether the ground truth comes out on top. That is the accuracy
+of the policy PPO is pushed toward when it maximises the model's reward (what KL and entropy
+leave aside), so it bounds what RLHF can reach on those scenes; pairwise accuracy does not,
+since a model that ranks 0.9 of random pairs right can still rate a few wrong answers above
+the right one on most scenes.
 """
 
 from __future__ import annotations
@@ -129,3 +136,81 @@ def audit_answers(
                 report.accuracy, overrated, wrong)  # fmt: skip
     return report
 
+
+
+@dataclass
+class GreedyReport:
+    """What `greedy_answers` found.
+
+    Attributes:
+        episodes: Scenes scored.
+        accuracy: Fraction whose ground truth outscored every other answer (ensemble mean).
+        mean_rank: Mean number of other answers scored at least as high as the ground truth
+            (0 = always on top).
+        by_kind: Accuracy per question type (vqa) or per task, for the kinds seen.
+    """
+
+    episodes: int
+    accuracy: float
+    mean_rank: float
+    by_kind: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary."""
+        return asdict(self)
+
+
+def greedy_answers(
+    env: MyMultimodalEnv, ensemble: RewardEnsemble, *, episodes: int = 300, seed: int = 60_000
+) -> GreedyReport:
+    """Score every allowed answer of `episodes` fresh scenes (reset seeds `seed`, `seed + 1`,
+    ...) and count the scenes whose ground truth the ensemble rates strictly best.
+
+    Each action is played from the same seeded reset, so every answer is scored on the same
+    image and prompt, as the response text the env reports for it.
+
+    Raises:
+        ValueError: For `episodes < 1`, or a task whose episodes last more than one step.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    response_len = int(ensemble.spec.response_len)
+    n_actions = int(env.action_space.n)
+    ranks: list[int] = []
+    kinds: dict[str, list[bool]] = {}
+    for ep in range(episodes):
+        answers: dict[str, EpisodeSample] = {}  # response text -> sample (actions may share one)
+        truth, kind = "", env.cfg.task
+        for action in range(n_actions):
+            obs, _ = env.reset(seed=seed + ep)
+            image, prompt_ids = obs["image"].copy(), obs["text"].copy()
+            _, _, terminated, truncated, info = env.step(action)
+            if not (terminated or truncated):
+                raise ValueError(
+                    f"greedy_answers scores one-step tasks (vqa, retrieval, dataset); "
+                    f"task {env.cfg.task!r} went on after its first step"
+                )
+            truth, kind = str(info["ground_truth"]), str(info.get("question_type", kind))
+            text = str(info["response"])
+            answers.setdefault(text, EpisodeSample(
+                f"greedy-{ep}-{action}", image, prompt_ids,
+                encode_response(env.tokenizer, text, response_len), float(info["score"]),
+            ))  # fmt: skip
+        samples = list(answers.values())
+        mean, _ = ensemble.predict(stack_samples(samples))
+        # The ground truth is the answer that scores 1; other answers may score in between.
+        right = int(np.argmax([s.score for s in samples]))
+        if samples[right].score < 1.0:
+            raise ValueError(f"no answer to scene {seed + ep} scores 1 (ground truth {truth!r})")
+        rank = int((mean >= mean[right]).sum()) - 1
+        ranks.append(rank)
+        kinds.setdefault(kind, []).append(rank == 0)
+    report = GreedyReport(
+        episodes=episodes,
+        accuracy=float(np.mean([r == 0 for r in ranks])),
+        mean_rank=float(np.mean(ranks)),
+        by_kind={k: float(np.mean(v)) for k, v in sorted(kinds.items())},
+    )
+    logger.info("greedy answers: the right one on top in %.3f of %d scenes (mean rank %.2f)",
+                report.accuracy, episodes, report.mean_rank)  # fmt: skip
+    return report

@@ -93,6 +93,8 @@ def evaluate_reward_model(
     *,
     seed: int = EVAL_SEED,
     distractor: Distractor = "random",
+    split: str | None = None,
+    greedy_episodes: int = 0,
 ) -> dict[str, Any]:
     """Preference accuracy of a saved reward model on held-out labelled pairs.
 
@@ -104,12 +106,27 @@ def evaluate_reward_model(
         seed: Seed of generated pairs (default far from training seeds).
         distractor: The generated pairs' worse answer: `random` (easy) or `swap` (the right
             answer for another image with the same prompt; see `feedback.pairs`).
+        split: The env split to draw from (default: the env's own); not for a pairs file.
+        greedy_episodes: If > 0, also score every answer of that many fresh scenes of the env
+            (`feedback.audit.greedy_answers`, one-step tasks): `greedy` holds how often the
+            right answer comes out on top, what a policy maximising this model would score.
 
     Returns:
         `preference_accuracy` (fraction of pairs whose preferred episode gets the higher
         ensemble-mean reward; equal rewards count half), `pairs`, `mean_uncertainty`
-        (ensemble std), and the checkpoint's `version` and `labels`.
+        (ensemble std), the checkpoint's `version` and `labels`, and `greedy` if asked for.
+
+    Raises:
+        ValueError: For `split` or `greedy_episodes` with a pairs file (they need an env).
     """
+    is_file = isinstance(pairs, str | Path) and Path(pairs).suffix == ".npz"
+    if is_file and (split is not None or greedy_episodes > 0):
+        raise ValueError(
+            f"split and greedy_episodes draw fresh scenes from an env; {pairs} is a pairs "
+            "file: pass an experiment YAML or an EnvConfig instead"
+        )
+    if split is not None:
+        pairs = env_config_from(pairs).model_copy(update={"split": split})
     ensemble, meta = load_reward_model(checkpoint)
     samples, labels = _pairs(
         pairs, n_pairs, seed=seed, response_len=int(meta["spec"]["response_len"]),
@@ -119,7 +136,7 @@ def evaluate_reward_model(
     trainer.samples = {s.episode_id: s for s in samples}
     result = trainer.evaluate(labels)
     std = trainer.rewards(samples).std(dim=0, unbiased=False)
-    return {
+    metrics: dict[str, Any] = {
         "preference_accuracy": result["accuracy"],
         "pairs": result["pairs"],
         "mean_uncertainty": float(std.mean()) if len(samples) else math.nan,
@@ -128,6 +145,15 @@ def evaluate_reward_model(
         "labels": meta.get("labels"),
         "checkpoint": str(checkpoint),
     }
+    if split is not None:
+        metrics["split"] = split
+    if greedy_episodes > 0:
+        from mmrlhf.envs import MyMultimodalEnv
+        from mmrlhf.feedback.audit import greedy_answers
+
+        env = MyMultimodalEnv(env_config_from(pairs))  # type: ignore[arg-type]
+        metrics["greedy"] = greedy_answers(env, ensemble, episodes=greedy_episodes).to_dict()
+    return metrics
 
 
 def train_reward_model(

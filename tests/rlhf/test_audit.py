@@ -1,4 +1,5 @@
-"""The reward-hacking audit (`feedback.audit`): a policy's wrong answers against the right ones."""
+"""The reward-hacking audit (`feedback.audit`): a policy's wrong answers against the right ones,
+and every answer of a scene ranked by the model."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from mmrlhf.envs import MyMultimodalEnv
-from mmrlhf.feedback.audit import audit_answers
+from mmrlhf.feedback.audit import audit_answers, greedy_answers
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.reward_model import RewardEnsemble
 from mmrlhf.feedback.rlhf import make_spec
@@ -86,3 +87,57 @@ def test_the_audit_refuses_bad_arguments() -> None:
     env = MyMultimodalEnv(ENV)
     with pytest.raises(ValueError, match="episodes must be >= 1"):
         audit_answers(env, lambda obs: 0, ScoresByAnswer(env, liked=1), episodes=0)
+
+
+class KnowsTheAnswers(ScoresByAnswer):
+    """A stand-in reward model that looked the right answers up: +1 for the ground truth's
+    first token on a scene it knows, -1 for anything else."""
+
+    def __init__(self, env: MyMultimodalEnv, seeds: range) -> None:
+        super().__init__(env, liked=-1)
+        self.truth: dict[bytes, int] = {}
+        for seed in seeds:
+            obs, info = env.reset(seed=seed)
+            info = env.step(int(info["oracle_action"]))[-1]
+            key = obs["image"].tobytes() + obs["text"].tobytes()
+            self.truth[key] = env.tokenizer.encode(info["ground_truth"], 1)[0]
+
+    def predict(self, batch: SampleTensors) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = [i.numpy().tobytes() + p.numpy().tobytes()
+                for i, p in zip(batch.image, batch.prompt, strict=True)]  # fmt: skip
+        liked = torch.tensor([self.truth.get(k, -1) for k in keys])
+        mean = torch.where(batch.response[:, 0] == liked, 1.0, -1.0)
+        return mean, torch.zeros_like(mean)
+
+
+def test_greedy_answers_of_a_model_that_knows_them_are_all_right() -> None:
+    # 32 px: at 16 some small shapes render alike, and one image would need two answers.
+    env = MyMultimodalEnv({**ENV, "question_types": ["color", "shape"], "image_size": 32})
+    report = greedy_answers(env, KnowsTheAnswers(env, range(100, 140)), episodes=40, seed=100)
+    assert report.accuracy == 1.0 and report.mean_rank == 0.0
+    assert report.by_kind == {"color": 1.0, "shape": 1.0}
+    # Scenes it has not seen: every answer scores -1, a 28-way tie, so none is on top.
+    unseen = greedy_answers(env, KnowsTheAnswers(env, range(0)), episodes=5, seed=100)
+    assert unseen.accuracy == 0.0 and unseen.mean_rank == env.action_space.n - 1
+
+
+def test_greedy_answers_of_a_model_that_always_likes_red() -> None:
+    env = MyMultimodalEnv(ENV)
+    red_token = env.tokenizer.encode("red", 1)[0]
+    report = greedy_answers(env, ScoresByAnswer(env, liked=red_token), episodes=60, seed=7)
+    red_scenes = 0
+    for ep in range(60):
+        _, info = env.reset(seed=7 + ep)
+        red_scenes += env.step(int(info["oracle_action"]))[-1]["ground_truth"] == "red"
+    assert 0 < red_scenes < 60
+    assert report.accuracy == pytest.approx(red_scenes / 60)
+    # Where red is wrong it outscores the truth, and the other answers tie with it.
+    assert report.mean_rank == pytest.approx((1 - red_scenes / 60) * (env.action_space.n - 1))
+
+
+def test_greedy_answers_refuse_multi_step_tasks() -> None:
+    env = MyMultimodalEnv({"task": "caption", "image_size": 16})
+    with pytest.raises(ValueError, match="one-step tasks"):
+        greedy_answers(env, ScoresByAnswer(MyMultimodalEnv(ENV), liked=1), episodes=1)
+    with pytest.raises(ValueError, match="episodes must be >= 1"):
+        greedy_answers(env, ScoresByAnswer(MyMultimodalEnv(ENV), liked=1), episodes=0)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from mmrlhf.cli import main
 from mmrlhf.trainers.reward_model import make_pairs, train_reward_model
 
 ENV = {"task": "vqa", "num_objects": 1, "question_types": ["color"], "image_size": 32}
 
 
-def test_reward_model_eval_command(tmp_path: Path) -> None:
+def test_reward_model_eval_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     trained = train_reward_model(ENV, tmp_path / "rm", n_pairs=300, rounds=2)
     pairs = make_pairs(ENV, tmp_path / "pairs.npz", n_pairs=100)["path"]
     out = tmp_path / "eval.json"
@@ -28,3 +30,16 @@ def test_reward_model_eval_command(tmp_path: Path) -> None:
     assert main(argv) == 0
     swap = json.loads(out.read_text())
     assert swap["distractor"] == "swap" and swap["pairs"] == 20
+
+    # Every answer of fresh held-out scenes ranked: how often the right one is on top.
+    argv = ["reward-model", "eval", trained["checkpoint"], "--pairs", str(config),
+            "--n-pairs", "20", "--split", "test", "--greedy", "15", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    greedy = json.loads(out.read_text())
+    assert greedy["split"] == "test" and greedy["greedy"]["episodes"] == 15
+    assert 0.0 <= greedy["greedy"]["accuracy"] <= 1.0
+    assert list(greedy["greedy"]["by_kind"]) == ["color"]
+    # A pairs file holds no scenes to draw.
+    argv = ["reward-model", "eval", trained["checkpoint"], "--pairs", pairs, "--greedy", "5"]
+    assert main(argv) == 2
+    assert "is a pairs file" in capsys.readouterr().err
