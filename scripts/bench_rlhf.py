@@ -7,7 +7,9 @@ for the same number of iterations, then evaluates every final policy greedily on
 episodes of the training distribution (`split=train`, unseen seeds) and of the held-out
 colour-shape pairs (`split=test`). RLHF rows also report the reward model's preference
 accuracy on 500 held-out oracle-ordered pairs: against random answers, and against the right
-answer for another image with the same question (`swap`).
+answer for another image with the same question (`swap`), and how often it rates the right
+answer best of all answers to a fresh scene of each split (`greedy`: the ceiling of a policy
+that maximises it).
 
 Run:  .venv/bin/python scripts/bench_rlhf.py --out bench_rlhf.json
       .venv/bin/python scripts/bench_rlhf.py --quick --out bench_rlhf_quick.json  (minutes)
@@ -97,6 +99,16 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
             cfg.feedback.rm_save_dir, cfg.env, n_pairs=args.rm_pairs, distractor="swap"
         )
         row["rm_swap_accuracy"] = swap["preference_accuracy"]
+        # The policy's ceiling under this reward model: how often the right answer is rated
+        # best of all answers to a fresh scene (feedback.audit.greedy_answers).
+        if args.rm_greedy > 0:
+            for split in ("train", "test"):
+                greedy = evaluate_reward_model(
+                    cfg.feedback.rm_save_dir, cfg.env, n_pairs=args.rm_pairs, split=split,
+                    greedy_episodes=args.rm_greedy,
+                )["greedy"]  # fmt: skip
+                row[f"rm_greedy_{split}_split"] = greedy["accuracy"]
+                row[f"rm_greedy_{split}_by_kind"] = greedy["by_kind"]
     logger.info("%s: %s", name, {k: v for k, v in row.items() if k != "curve"})
     return row
 
@@ -119,17 +131,20 @@ def rlhf_overrides(budget: int, args: argparse.Namespace) -> dict[str, Any]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The results as a Markdown table."""
     head = ("| run | labels | episodes | labels/episode | acc (train split) | acc (test split) "
-            "| RM pair acc: random / swap | wall s |")  # fmt: skip
-    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "| RM pair acc: random / swap | RM greedy: train / test | wall s |")  # fmt: skip
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        rm = " / ".join(
-            "-" if r.get(k) is None else f"{r[k]:.3f}"
-            for k in ("rm_preference_accuracy", "rm_swap_accuracy")
+        rm, greedy = (
+            " / ".join("-" if r.get(k) is None else f"{r[k]:.3f}" for k in keys)
+            for keys in (
+                ("rm_preference_accuracy", "rm_swap_accuracy"),
+                ("rm_greedy_train_split", "rm_greedy_test_split"),
+            )
         )
         lines.append(
             f"| {r['run']} | {r['labels']:,} | {r['episodes']:,} | "
             f"{r['labels_per_episode']:.3%} | {r['accuracy_train_split']:.3f} | "
-            f"{r['accuracy_test_split']:.3f} | {rm} | {r['wall_s']:.0f} |"
+            f"{r['accuracy_test_split']:.3f} | {rm} | {greedy} | {r['wall_s']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -142,6 +157,10 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=500)
     parser.add_argument("--rm-pairs", type=int, default=500)
     parser.add_argument(
+        "--rm-greedy", type=int, default=500, metavar="N",
+        help="fresh scenes per split on which every answer is scored (0 = skip)",
+    )  # fmt: skip
+    parser.add_argument(
         "--query-mode",
         choices=["active", "optimistic", "random"],
         help="override the config's feedback.query_mode",
@@ -152,7 +171,7 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="reduced size: budgets 100 200, 12 iterations, 200 eval episodes",
+        help="reduced size: budgets 100 200, 12 iterations, 200 eval episodes, 100 greedy scenes",
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="config override for every run (repeatable)")
@@ -160,6 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.budgets, args.iterations, args.eval_episodes, args.rm_pairs = [100, 200], 12, 200, 200
+        args.rm_greedy = min(args.rm_greedy, 100)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("ray", "mmrlhf.models.multimodal"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
