@@ -89,6 +89,16 @@ def wait_for_query(page: Any, query_id: int) -> None:
     page.wait_for_selector("body[data-state=ready]")
 
 
+def loaded_image_width(page: Any) -> int:
+    """The natural width of the card's image once the browser has decoded it.
+
+    `data-state=ready` means the page takes input; the image may still be in flight then.
+    """
+    image = page.locator("#cards .episode-image")
+    image.evaluate("i => i.complete && i.naturalWidth > 0 ? null : i.decode()")
+    return int(image.evaluate("i => i.naturalWidth"))
+
+
 def test_label_with_clicks_and_keys(page: Any, tmp_path: Path) -> None:
     store = demo_store(tmp_path / "labels.sqlite", episodes_per_task=2)
     # Queries: per task 2 singles, 1 pair, 1 ranking of 3 -> vqa 1-4, caption 5-8, dialogue 9-12.
@@ -96,7 +106,7 @@ def test_label_with_clicks_and_keys(page: Any, tmp_path: Path) -> None:
     with ThreadServer(create_app(store)) as server:
         page.goto(f"{server.url}/?rater=ana")
         wait_for_query(page, 1)
-        assert page.locator("#cards .episode-image").evaluate("i => i.naturalWidth") == 64
+        assert loaded_image_width(page) == 64
         assert (
             page.locator("#cards .episode-image").evaluate(
                 "i => getComputedStyle(i).imageRendering"
@@ -176,7 +186,7 @@ def test_token_page(page: Any, tmp_path: Path) -> None:
         page.fill("#token", TOKEN)
         page.locator("#token").blur()  # fires the change event
         wait_for_query(page, 1)
-        assert page.locator("#cards .episode-image").evaluate("i => i.naturalWidth") == 64
+        assert loaded_image_width(page) == 64
         page.keyboard.press("5")
         wait_for_query(page, 2)
     assert latest(store.labels_since(0)[0]) == {1: ("rating", 5)}
