@@ -41,6 +41,19 @@ def info_nce(
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     logits = F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).T / temperature
+    return info_nce_from_scores(logits, image_ids=image_ids, text_ids=text_ids)
+
+
+def info_nce_from_scores(
+    logits: torch.Tensor,
+    image_ids: torch.Tensor | None = None,
+    text_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE on a precomputed (B, B) score matrix, already divided by the
+    temperature: ``logits[i, j]`` scores image i against text j, the diagonal holds the
+    positives. Content ids mask false negatives as in :func:`info_nce`."""
+    if logits.dim() != 2 or logits.shape[0] != logits.shape[1]:
+        raise ValueError(f"Expected a square (B, B) score matrix, got {tuple(logits.shape)}")
     n = logits.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=logits.device)
     same = torch.zeros_like(eye)
@@ -50,6 +63,41 @@ def info_nce(
     logits = logits.masked_fill(same & ~eye, float("-inf"))
     targets = torch.arange(n, device=logits.device)
     return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def token_match_scores(
+    text_tokens: torch.Tensor, text_mask: torch.Tensor, image_tokens: torch.Tensor
+) -> torch.Tensor:
+    """Late-interaction (token-to-patch) similarity of every image with every text.
+
+    ``scores[i, j]`` is the mean over text j's real tokens of the best cosine similarity
+    between that token and any patch of image i. Unlike pooled embeddings, which only need to
+    know *what* is in an image, this ties each word to the patch it describes (the FILIP
+    objective), which is what answering about one object among several asks for.
+
+    Args:
+        text_tokens: (B, L, D) text token features.
+        text_mask: (B, L) bool, True for real tokens.
+        image_tokens: (B, P, D) image patch features.
+
+    Returns:
+        (B images, B texts) scores in [-1, 1].
+    """
+    if text_tokens.dim() != 3 or image_tokens.dim() != 3:
+        raise ValueError(
+            f"Expected (B, L, D) text and (B, P, D) image tokens, got "
+            f"{tuple(text_tokens.shape)} and {tuple(image_tokens.shape)}"
+        )
+    if text_tokens.shape[-1] != image_tokens.shape[-1] or text_mask.shape != text_tokens.shape[:2]:
+        raise ValueError(
+            f"Token widths and the mask must agree: text {tuple(text_tokens.shape)}, mask "
+            f"{tuple(text_mask.shape)}, image {tuple(image_tokens.shape)}"
+        )
+    t = F.normalize(text_tokens, dim=-1)
+    v = F.normalize(image_tokens, dim=-1)
+    best = torch.einsum("jld,ipd->ijlp", t, v).amax(dim=-1)  # (B img, B txt, L)
+    m = text_mask.to(best.dtype)[None]  # (1, B txt, L)
+    return (best * m).sum(-1) / m.sum(-1).clamp(min=1.0)
 
 
 def content_ids(rows: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,11 @@ fresh episodes and measures greedy accuracy on fresh train-split and test-split 
 gets far less signal per sample than a labelled answer gives, so a model that cannot reach a goal
 here will not reach it with RL either; a model that can tells you the rest is up to the RL
 settings. `scripts/probe_supervised.py` is the command-line front end.
+
+Two options turn it into a label-efficiency probe: `labelled=N` trains on one fixed set of N
+labelled episodes for as many passes as `samples` allows (what N labels can teach, rather
+than what a stream of fresh ones can), and `pretrain` first runs contrastive steps on
+unlabelled episodes (`ContrastivePretrain`), the prior a reward model gets before its labels.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,6 +28,12 @@ from ray.rllib.core.columns import Columns
 from mmrlhf.envs import EnvConfig, MyMultimodalEnv
 from mmrlhf.envs.grammar import RETRIEVAL_I2T, VQA_TEMPLATES
 from mmrlhf.models import ModelConfig, MultimodalModel
+from mmrlhf.models.contrastive import (
+    content_ids,
+    info_nce,
+    info_nce_from_scores,
+    token_match_scores,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +115,72 @@ def build_model(env: MyMultimodalEnv, model_cfg: ModelConfig) -> MultimodalModel
     )
 
 
+ContrastiveMatch = Literal["pooled", "tokens"]
+
+
+@dataclass(frozen=True)
+class ContrastivePretrain:
+    """Contrastive steps on unlabelled episodes before the labels (their answers unused).
+
+    Attributes:
+        steps: Optimizer steps (AdamW, the probe's lr and weight decay).
+        match: `pooled`: InfoNCE between pooled image and prompt embeddings (what
+            `rm_pretrain_steps` does for the reward model); `tokens`: InfoNCE on
+            `token_match_scores`, every prompt token matched to its best patch.
+        pool: Unlabelled train-split episodes drawn once; batches are drawn from them.
+        batch_size: Episodes per step.
+        temperature: Softmax temperature.
+    """
+
+    steps: int
+    match: ContrastiveMatch = "pooled"
+    pool: int = 20_000
+    batch_size: int = 128
+    temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.match not in ("pooled", "tokens"):
+            raise ValueError(f"match must be 'pooled' or 'tokens', got {self.match!r}")
+        if self.steps < 0 or self.pool < 2 or self.batch_size < 2 or self.temperature <= 0:
+            raise ValueError(
+                f"need steps >= 0, pool >= 2, batch_size >= 2 and temperature > 0, got "
+                f"{self.steps}, {self.pool}, {self.batch_size} and {self.temperature}"
+            )
+
+
+def pretrain_contrastive(
+    model: MultimodalModel,
+    env: MyMultimodalEnv,
+    settings: ContrastivePretrain,
+    optimizer: torch.optim.Optimizer,
+) -> list[float]:
+    """Align `model`'s image and prompt encoders on unlabelled episodes of `env`.
+
+    Returns:
+        The loss of every step.
+    """
+    pool = oracle_batch(env, settings.pool).obs
+    gen = torch.Generator().manual_seed(0)
+    size = min(settings.batch_size, settings.pool)
+    losses: list[float] = []
+    model.train()
+    for _ in range(settings.steps):
+        idx = torch.randperm(settings.pool, generator=gen)[:size]
+        image, text = pool["image"][idx], pool["text"][idx].long()
+        text_out, image_out = model.text_encoder(text), model.image_encoder(image)
+        ids = {"image_ids": content_ids(image), "text_ids": content_ids(text)}
+        if settings.match == "pooled":
+            loss = info_nce(image_out.pooled, text_out.pooled, settings.temperature, **ids)
+        else:
+            scores = token_match_scores(text_out.tokens, text_out.mask, image_out.tokens)
+            loss = info_nce_from_scores(scores / settings.temperature, **ids)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
 def probe(
     env_cfg: EnvConfig,
     model_cfg: ModelConfig,
@@ -114,14 +192,23 @@ def probe(
     eval_every: int = 10_000,
     eval_size: int = 2000,
     seed: int = 0,
+    labelled: int | None = None,
+    pretrain: ContrastivePretrain | None = None,
     on_point: Callable[[ProbePoint], None] | None = None,
 ) -> list[ProbePoint]:
     """Train a fresh model on `samples` oracle-labelled episodes; evaluate every `eval_every`.
 
-    Each training batch is drawn fresh from the train split (no sample is seen twice); the
-    evaluation sets are fixed draws from each split. `weight_decay` > 0 trains with AdamW, as
-    `training.weight_decay` does for PPO.
+    By default each training batch is drawn fresh from the train split (no sample is seen
+    twice); with `labelled` the batches cycle through one fixed set of that many episodes,
+    reshuffled every pass. `pretrain` runs its contrastive steps first, on other unlabelled
+    train-split episodes. The evaluation sets are fixed draws from each split. `weight_decay`
+    > 0 trains with AdamW, as `training.weight_decay` does for PPO.
+
+    Raises:
+        ValueError: For `labelled` < 1.
     """
+    if labelled is not None and labelled < 1:
+        raise ValueError(f"labelled must be >= 1 (or None for fresh batches), got {labelled}")
     torch.manual_seed(seed)
     train_env = MyMultimodalEnv(env_cfg.model_copy(update={"split": "train"}))
     train_env.reset(seed=seed)
@@ -131,22 +218,43 @@ def probe(
         env.reset(seed=seed + 1 + i)
         eval_sets[split] = oracle_batch(env, eval_size)
     model = build_model(train_env, model_cfg)
-    opt = (
-        torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        if weight_decay > 0
-        else torch.optim.Adam(model.parameters(), lr=lr)
-    )
+
+    def optimizer() -> torch.optim.Optimizer:
+        if weight_decay > 0:
+            return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+    start = time.perf_counter()
+    if pretrain is not None and pretrain.steps > 0:
+        pool_env = MyMultimodalEnv(env_cfg.model_copy(update={"split": "train"}))
+        pool_env.reset(seed=seed + 1000)
+        losses = pretrain_contrastive(model, pool_env, pretrain, optimizer())
+        logger.info("contrastive pretraining (%s): loss %.3f -> %.3f over %d steps",
+                    pretrain.match, losses[0], losses[-1], len(losses))  # fmt: skip
+    fixed = oracle_batch(train_env, labelled) if labelled is not None else None
+    order = torch.empty(0, dtype=torch.long)
+    opt = optimizer()
     points: list[ProbePoint] = []
-    seen, next_eval, start = 0, eval_every, time.perf_counter()
+    seen, next_eval = 0, eval_every
     while seen < samples:
-        data = oracle_batch(train_env, batch_size)
+        if fixed is None:
+            data = oracle_batch(train_env, batch_size)
+        else:
+            if len(order) == 0:
+                order = torch.randperm(len(fixed.actions))
+            idx, order = order[:batch_size], order[batch_size:]
+            data = OracleBatch(
+                {k: v[idx] for k, v in fixed.obs.items()},
+                fixed.actions[idx],
+                [fixed.kinds[i] for i in idx.tolist()],
+            )
         model.train()
         logits = model.forward_train({Columns.OBS: data.obs})[Columns.ACTION_DIST_INPUTS]
         loss = torch.nn.functional.cross_entropy(logits, data.actions)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        seen += batch_size
+        seen += len(data.actions)
         if seen >= next_eval or seen >= samples:
             next_eval += eval_every
             model.eval()

@@ -7,7 +7,14 @@ import torch
 
 from mmrlhf.envs import EnvConfig, MyMultimodalEnv
 from mmrlhf.models import ModelConfig
-from mmrlhf.trainers.probe import build_model, oracle_batch, probe, question_kind
+from mmrlhf.trainers.probe import (
+    ContrastivePretrain,
+    build_model,
+    oracle_batch,
+    pretrain_contrastive,
+    probe,
+    question_kind,
+)
 
 
 def test_oracle_batch_holds_the_oracle_answers_and_question_kinds() -> None:
@@ -82,3 +89,37 @@ def test_attention_maps_make_retrieval_learnable() -> None:
         accuracy[maps] = points[-1].train["all"]
     assert accuracy[("context", "query")] >= 0.75, accuracy
     assert accuracy[()] <= 0.4, accuracy
+
+
+def test_a_fixed_labelled_set_is_memorised_and_fresh_scenes_tell() -> None:
+    """`labelled=N` trains on N episodes only: with 16 of them the last batch's loss falls
+    near zero (memorised) while fresh scenes stay far from perfect."""
+    torch.set_num_threads(2)
+    env_cfg = EnvConfig(task="vqa", num_objects=2, question_types=("color", "shape"))
+    small = ModelConfig(embed_dim=16, num_heads=2, cnn_channels=(8, 16), hidden_sizes=(16,))
+    points = probe(env_cfg, small, samples=16 * 150, batch_size=16, lr=3e-3, labelled=16,
+                   eval_every=10**9, eval_size=200)  # fmt: skip
+    assert points[-1].samples == 16 * 150
+    assert points[-1].loss < 0.1, points[-1]
+    assert points[-1].train["all"] < 0.9, points[-1]
+    with pytest.raises(ValueError, match="labelled"):
+        probe(env_cfg, small, samples=10, labelled=0)
+
+
+@pytest.mark.parametrize("match", ["pooled", "tokens"])
+def test_contrastive_pretraining_aligns_the_encoders(match: str) -> None:
+    torch.manual_seed(0)
+    env = MyMultimodalEnv(EnvConfig(task="vqa", num_objects=2))
+    env.reset(seed=0)
+    model = build_model(env, ModelConfig(embed_dim=16, num_heads=2, cnn_channels=(8, 16)))
+    settings = ContrastivePretrain(steps=40, match=match, pool=32, batch_size=32)  # type: ignore[arg-type]
+    losses = pretrain_contrastive(model, env, settings, torch.optim.Adam(model.parameters(), 3e-3))
+    assert len(losses) == 40
+    assert sum(losses[-5:]) < 0.7 * sum(losses[:5]), losses
+
+
+def test_contrastive_pretrain_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="match must be"):
+        ContrastivePretrain(steps=1, match="patches")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pool >= 2"):
+        ContrastivePretrain(steps=1, pool=1)
