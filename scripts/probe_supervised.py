@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from typing import get_args
 
 import torch
 
 from mmrlhf.config import load_config, parse_overrides
 from mmrlhf.envs import EnvConfig
 from mmrlhf.models import ModelConfig
-from mmrlhf.trainers.probe import ContrastivePretrain, ProbePoint, probe
+from mmrlhf.trainers.probe import ContrastiveMatch, ContrastivePretrain, ProbePoint, probe
 
 
 def show(point: ProbePoint) -> None:
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--labelled", type=int, default=None,
                         help="train on one fixed set of N labelled episodes (default: fresh)")
-    parser.add_argument("--pretrain", choices=["none", "pooled", "tokens"], default="none",
+    parser.add_argument("--pretrain", choices=["none", *get_args(ContrastiveMatch)], default="none",
                         help="contrastive pretraining on unlabelled episodes first")
     parser.add_argument("--pretrain-steps", type=int, default=1000)
     parser.add_argument("--pretrain-pool", type=int, default=20_000)

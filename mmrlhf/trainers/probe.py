@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -139,8 +139,10 @@ class ContrastivePretrain:
     temperature: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.match not in ("pooled", "tokens"):
-            raise ValueError(f"match must be 'pooled' or 'tokens', got {self.match!r}")
+        if self.match not in get_args(ContrastiveMatch):
+            raise ValueError(
+                f"match must be one of {get_args(ContrastiveMatch)}, got {self.match!r}"
+            )
         if self.steps < 0 or self.pool < 2 or self.batch_size < 2 or self.temperature <= 0:
             raise ValueError(
                 f"need steps >= 0, pool >= 2, batch_size >= 2 and temperature > 0, got "
@@ -160,13 +162,14 @@ def pretrain_contrastive(
         The loss of every step.
     """
     pool = oracle_batch(env, settings.pool).obs
+    images, texts = pool["image"], pool["text"].long()
     gen = torch.Generator().manual_seed(0)
     size = min(settings.batch_size, settings.pool)
     losses: list[float] = []
     model.train()
     for _ in range(settings.steps):
         idx = torch.randperm(settings.pool, generator=gen)[:size]
-        image, text = pool["image"][idx], pool["text"][idx].long()
+        image, text = images[idx], texts[idx]
         text_out, image_out = model.text_encoder(text), model.image_encoder(image)
         ids = {"image_ids": content_ids(image), "text_ids": content_ids(text)}
         if settings.match == "pooled":
@@ -239,22 +242,19 @@ def probe(
     while seen < samples:
         if fixed is None:
             data = oracle_batch(train_env, batch_size)
+            obs, actions = data.obs, data.actions
         else:
             if len(order) == 0:
                 order = torch.randperm(len(fixed.actions))
             idx, order = order[:batch_size], order[batch_size:]
-            data = OracleBatch(
-                {k: v[idx] for k, v in fixed.obs.items()},
-                fixed.actions[idx],
-                [fixed.kinds[i] for i in idx.tolist()],
-            )
+            obs, actions = {k: v[idx] for k, v in fixed.obs.items()}, fixed.actions[idx]
         model.train()
-        logits = model.forward_train({Columns.OBS: data.obs})[Columns.ACTION_DIST_INPUTS]
-        loss = torch.nn.functional.cross_entropy(logits, data.actions)
+        logits = model.forward_train({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+        loss = torch.nn.functional.cross_entropy(logits, actions)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        seen += len(data.actions)
+        seen += len(actions)
         if seen >= next_eval or seen >= samples:
             next_eval += eval_every
             model.eval()

@@ -94,9 +94,12 @@ def loaded_image_width(page: Any) -> int:
 
     `data-state=ready` means the page takes input; the image may still be in flight then.
     """
-    image = page.locator("#cards .episode-image")
-    image.evaluate("i => i.complete && i.naturalWidth > 0 ? null : i.decode()")
-    return int(image.evaluate("i => i.naturalWidth"))
+    return int(
+        page.locator("#cards .episode-image").evaluate(
+            "async i => { if (!(i.complete && i.naturalWidth)) await i.decode();"
+            " return i.naturalWidth; }"
+        )
+    )
 
 
 def test_label_with_clicks_and_keys(page: Any, tmp_path: Path) -> None:
