@@ -31,6 +31,7 @@ RMTextEncoder = Literal["transformer", "gru", "bag"]
 RMImageEncoder = Literal["cnn", "vit"]
 RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint", "factored_attention"]
 RMAttentionGate = Literal["softmax", "sigmoid"]
+RMHead = Literal["compare", "answer_logits"]
 
 
 class FeedbackConfig(BaseModel):
@@ -127,6 +128,12 @@ class FeedbackConfig(BaseModel):
     rm_factored_residual: bool = Field(
         False, description="factored_attention only: add the prompt tokens to what they read."
     )
+    rm_head: RMHead = Field(
+        "compare",
+        description="compare: an MLP over the scene features, the response embedding and "
+        "their product; answer_logits: logits over the vocabulary from the scene features, "
+        "the reward is the response's mean token log-likelihood (see feedback.reward_model).",
+    )
     rm_response_len: int = Field(8, ge=1, le=512, description="Response tokens the RM reads.")
     rm_checkpoint: str | None = Field(
         None, description="Start from this saved reward model (published as version 1)."
@@ -162,6 +169,13 @@ class FeedbackConfig(BaseModel):
         "spent; None = train in place only.",
     )
     rm_refit_epochs: float = Field(40.0, gt=0.0, description="Passes over the labels per refit.")
+    rm_winner_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="answer_logits head only: weight of the strict winners' log-likelihood "
+        "in the RM loss (each winner's answer fitted as the answer to its scene; right for "
+        "tasks with one best answer, such as vqa). 0 = preferences alone.",
+    )
 
     # RLHF: queries and the simulated preference rater.
     query_mode: QueryMode = Field(
@@ -319,6 +333,11 @@ class FeedbackConfig(BaseModel):
                 self.rm_model_config()
             except ValueError as err:
                 raise ValueError(f"reward-model settings (rm_*) are invalid: {err}") from None
+        if self.rm_winner_weight > 0 and self.rm_head != "answer_logits":
+            raise ValueError(
+                f"rm_winner_weight > 0 ({self.rm_winner_weight}) needs rm_head='answer_logits' "
+                f"(its reward is a log-likelihood), got rm_head={self.rm_head!r}"
+            )
         return self
 
     @field_validator("rm_cnn_channels")

@@ -12,7 +12,18 @@ choices of text encoder, image encoder and fusion)::
 The response goes through the text encoder on its own, not appended to the prompt, so even a
 bag-of-words encoder can tell "red" in the question from "red" as the answer; the `c * v`
 product lets the head compare what the image and prompt call for with what was answered
-(the same bilinear form as the policy's logits over answers).
+(the same bilinear form as the policy's logits over answers). That is the `compare` head.
+
+The `answer_logits` head is shaped like the policy instead::
+
+    f (B, F) -> MLP -> logits over the vocabulary (B, V)
+    reward = mean log-softmax probability of the response's tokens (pads skipped; an
+             empty response is scored as the pad token)
+
+The reward is then a log-likelihood: comparable across scenes, at most 0, and its negative on
+a strict winner is the demonstration loss `RewardModelTrainer` can add (`winner_weight`).
+Measured offline on vqa (docs/architecture.md), it is what carries 1,000 preference labels to
+held-out colour-shape pairs.
 
 `RewardEnsemble` holds N independent members; the reward is their mean and the uncertainty
 their standard deviation. `RewardModelSpec` is everything needed to rebuild the architecture
@@ -26,7 +37,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -35,12 +46,16 @@ from mmrlhf.feedback.samples import SampleTensors
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.heads import mlp
 from mmrlhf.models.spaces import ObservationLayout
+from mmrlhf.models.text_encoders import PAD_ID
 from mmrlhf.models.trunk import build_trunk
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "reward_model.pt"
 METADATA_FILE = "reward_model.json"
+
+RewardHead = Literal["compare", "answer_logits"]
+REWARD_HEADS: tuple[str, ...] = get_args(RewardHead)
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ class RewardModelSpec:
         vocab_size: Text vocabulary size (the env tokenizer's).
         model: `ModelConfig` fields for the encoders and fusion (`hidden_sizes` = head MLP).
         ensemble_size: Number of members N.
+        head: `compare` or `answer_logits` (see the module docstring).
     """
 
     image_size: int
@@ -62,6 +78,11 @@ class RewardModelSpec:
     vocab_size: int
     model: dict[str, Any]
     ensemble_size: int = 3
+    head: RewardHead = "compare"
+
+    def __post_init__(self) -> None:
+        if self.head not in REWARD_HEADS:
+            raise ValueError(f"reward-model head must be one of {REWARD_HEADS}, got {self.head!r}")
 
     def model_config(self) -> ModelConfig:
         """The validated encoder/fusion settings."""
@@ -93,17 +114,36 @@ class RewardModel(nn.Module):
         super().__init__()
         cfg = spec.model_config()
         layout = spec.layout()
+        self.head_kind: RewardHead = spec.head
         self.text_encoder, self.image_encoder, self.fusion = build_trunk(layout, cfg)
         features = self.fusion.output_dim
-        self.context = mlp(features, cfg.hidden_sizes, cfg.embed_dim, out_gain=1.0)
-        self.head = mlp(features + 2 * cfg.embed_dim, cfg.hidden_sizes, 1, out_gain=0.01)
+        if spec.head == "answer_logits":
+            self.answer_head = mlp(features, cfg.hidden_sizes, spec.vocab_size, out_gain=0.01)
+        else:
+            self.context = mlp(features, cfg.hidden_sizes, cfg.embed_dim, out_gain=1.0)
+            self.head = mlp(features + 2 * cfg.embed_dim, cfg.hidden_sizes, 1, out_gain=0.01)
 
     def forward(
         self, image: torch.Tensor, prompt: torch.Tensor, response: torch.Tensor
     ) -> torch.Tensor:
         """Rewards (B,) for images (B, H, W, 3) uint8, prompt ids (B, L), response ids (B, R)."""
-        text = self.text_encoder(prompt.long())
-        features = self.fusion(text, self.image_encoder(image))
+        return self.score(self.features(image, prompt), response)
+
+    def features(self, image: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        """Fused scene features (B, F): what every response to the scene is scored against."""
+        return self.fusion(self.text_encoder(prompt.long()), self.image_encoder(image))
+
+    def score(self, features: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+        """Rewards (B,) of responses (B, R) to scenes with these `features`."""
+        if self.head_kind == "answer_logits":
+            log_probs = torch.log_softmax(self.answer_head(features), dim=-1)
+            ids = response.long()
+            mask = ids != PAD_ID
+            # An empty response is scored as the pad token, like any other answer; averaging
+            # over no tokens would give it 0, the best log-likelihood there is.
+            mask[:, 0] |= ~mask.any(-1)
+            weights = mask.to(log_probs.dtype)
+            return (log_probs.gather(1, ids) * weights).sum(-1) / weights.sum(-1)
         answer = self.text_encoder(response.long()).pooled
         context = self.context(features)
         return self.head(torch.cat([features, answer, context * answer], dim=-1)).squeeze(-1)

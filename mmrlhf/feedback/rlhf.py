@@ -76,6 +76,7 @@ def make_spec(config: FeedbackConfig, *, image_size: int, prompt_len: int, vocab
         vocab_size=vocab_size,
         model=config.rm_model_config().model_dump(mode="json"),
         ensemble_size=config.rm_ensemble,
+        head=config.rm_head,
     )
 
 
@@ -92,6 +93,7 @@ def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
         seed=config.seed,
         refit_growth=config.rm_refit_growth,
         refit_epochs=config.rm_refit_epochs,
+        winner_weight=config.rm_winner_weight,
     )
 
 

@@ -68,6 +68,13 @@ class TrainerSettings:
         refit_growth: Refit (see `RewardModelTrainer.refit`) whenever the label set has grown
             by this factor since the last refit; None = never, train in place only.
         refit_epochs: Passes over the labels of one refit (not capped by `max_steps`).
+        winner_weight: Weight of the demonstration term: minus the reward of every strict
+            winner in the minibatch (the preferred episode of a pair, the single best of a
+            ranking). Only for the `answer_logits` head, whose reward is the response's
+            log-likelihood: the term then fits the winners' answers as the answers to their
+            scenes, against every other answer the head can give, not just the one they beat.
+            Right where one answer is the best (vqa, retrieval); a bias where answers are
+            graded on a scale. 0 = off.
     """
 
     lr: float = 1e-3
@@ -81,8 +88,11 @@ class TrainerSettings:
     contrastive_temperature: float = 0.1
     refit_growth: float | None = None
     refit_epochs: float = 40.0
+    winner_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.winner_weight < 0:
+            raise ValueError(f"winner_weight must be >= 0, got {self.winner_weight}")
         if self.refit_growth is not None and self.refit_growth <= 1.0:
             raise ValueError(f"refit_growth must be > 1 or None, got {self.refit_growth}")
         if self.refit_epochs <= 0:
@@ -105,6 +115,11 @@ class RewardModelTrainer:
     def __init__(self, ensemble: RewardEnsemble, settings: TrainerSettings | None = None) -> None:
         self.ensemble = ensemble
         self.settings = settings or TrainerSettings()
+        if self.settings.winner_weight > 0 and ensemble.spec.head != "answer_logits":
+            raise ValueError(
+                f"winner_weight > 0 needs the reward model's answer_logits head (its reward is "
+                f"a log-likelihood); this ensemble has the {ensemble.spec.head!r} head"
+            )
         self.samples: dict[str, EpisodeSample] = {}
         self.labels: list[RLHFLabel] = []
         self.optimizer = self._new_optimizer()
@@ -338,4 +353,23 @@ class RewardModelTrainer:
             y = torch.tensor([float(lab.positive) for lab in binary], dtype=r.dtype)
             parts.append((binary_loss(r[[index[lab.episode] for lab in binary]], y), len(binary)))
         total = sum(n for _, n in parts)
-        return sum((loss * (n / total) for loss, n in parts), torch.zeros(()))
+        out = sum((loss * (n / total) for loss, n in parts), torch.zeros(()))
+        winners = strict_winners(labels) if self.settings.winner_weight > 0 else []
+        if winners:
+            out = out - self.settings.winner_weight * r[[index[w] for w in winners]].mean()
+        return out
+
+
+def strict_winners(labels: Sequence[RLHFLabel]) -> list[str]:
+    """Episodes that strictly won their label: a pair's preferred episode (p_a of 1 or 0; ties
+    and soft labels name none) and a ranking's single best (none when the top is tied)."""
+    winners: list[str] = []
+    for label in labels:
+        if isinstance(label, PreferenceLabel) and label.p_a in (0.0, 1.0):
+            winners.append(label.a if label.p_a == 1.0 else label.b)
+        elif isinstance(label, RankingLabel):
+            best = min(label.ranks)
+            top = [e for e, rank in zip(label.episodes, label.ranks, strict=True) if rank == best]
+            if len(top) == 1:
+                winners.append(top[0])
+    return winners

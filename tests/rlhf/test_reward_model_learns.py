@@ -2,11 +2,13 @@
 
 Pairs are two answers to the same scene and question, one right and one random; the held-out
 pairs come from other seeds. A few hundred pairs must give >= 90% held-out pair accuracy,
-and the trainer's before-training accuracy on new labels must rise from chance.
+with either reward head, and the trainer's before-training accuracy on new labels must rise
+from chance.
 """
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mmrlhf.envs import MyMultimodalEnv
@@ -19,9 +21,18 @@ from mmrlhf.feedback.rm_trainer import RewardModelTrainer
 ENV = {"task": "vqa", "image_size": 32, "num_objects": 2, "question_types": ("color", "shape")}
 
 
-def test_reward_model_ranks_held_out_vqa_pairs() -> None:
+HEADS = {
+    "compare": {},
+    "answer_logits": {"rm_head": "answer_logits", "rm_winner_weight": 1.0},
+}
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_reward_model_ranks_held_out_vqa_pairs(head: str) -> None:
     torch.set_num_threads(1)
-    cfg = FeedbackConfig(source="reward_model", rm_ensemble=2, rm_epochs=5, rm_min_steps=1)
+    cfg = FeedbackConfig(
+        source="reward_model", rm_ensemble=2, rm_epochs=5, rm_min_steps=1, **HEADS[head]
+    )
     train_samples, train_labels = oracle_pairs(ENV, 300, seed=1)
     test_samples, test_labels = oracle_pairs(ENV, 300, seed=2)
     spec = make_spec(

@@ -1,0 +1,126 @@
+"""The `answer_logits` reward head and the strict winners' demonstration term."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.feedback.preferences import PreferenceLabel, RankingLabel, RatingLabel
+from mmrlhf.feedback.reward_model import (
+    RewardEnsemble,
+    RewardModelSpec,
+    load_reward_model,
+    save_reward_model,
+)
+from mmrlhf.feedback.rlhf import make_spec, trainer_settings
+from mmrlhf.feedback.rm_trainer import RewardModelTrainer, TrainerSettings, strict_winners
+from mmrlhf.feedback.samples import stack_samples
+from tests.rlhf.conftest import IMAGE, PROMPT_LEN, TINY_RM, VOCAB, make_sample
+
+
+@pytest.fixture
+def answer_spec() -> RewardModelSpec:
+    cfg = FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_logits", **TINY_RM)
+    return make_spec(cfg, image_size=IMAGE, prompt_len=PROMPT_LEN, vocab_size=VOCAB)
+
+
+def test_the_reward_is_the_mean_log_likelihood_of_the_response_tokens(
+    answer_spec: RewardModelSpec,
+) -> None:
+    member = RewardEnsemble(answer_spec, seed=0).members[0].eval()
+    sample = make_sample("a", seed=1)
+    batch = stack_samples([sample, sample, sample])
+    batch.response[0] = torch.tensor([3, 0])  # one token
+    batch.response[1] = torch.tensor([3, 7])  # two tokens
+    batch.response[2] = torch.tensor([0, 0])  # empty
+    with torch.no_grad():
+        features = member.features(batch.image, batch.prompt)
+        log_p = torch.log_softmax(member.answer_head(features), -1)
+        r = member(batch.image, batch.prompt, batch.response)
+    assert r[0] == pytest.approx(float(log_p[0, 3]), abs=1e-6)
+    assert r[1] == pytest.approx(float(log_p[1, 3] + log_p[1, 7]) / 2, abs=1e-6)
+    # an empty response is the pad token's likelihood, not a free 0
+    assert r[2] == pytest.approx(float(log_p[2, 0]), abs=1e-6)
+    assert bool((r < 0).all())
+
+
+def test_the_head_survives_a_checkpoint_and_bad_heads_are_named(
+    tmp_path: Path, answer_spec: RewardModelSpec
+) -> None:
+    ens = RewardEnsemble(answer_spec, seed=2)
+    save_reward_model(tmp_path / "rm", ens)
+    loaded, meta = load_reward_model(tmp_path / "rm")
+    batch = stack_samples([make_sample("a"), make_sample("b", seed=1, response=5)])
+    assert meta["spec"]["head"] == "answer_logits"
+    assert torch.allclose(loaded(batch), ens.eval()(batch))
+    # checkpoints written before the head existed load as the compare head
+    old = {k: v for k, v in answer_spec.to_dict().items() if k != "head"}
+    assert RewardModelSpec.from_dict(old).head == "compare"
+    with pytest.raises(ValueError, match="head must be one of"):
+        RewardModelSpec(**{**answer_spec.to_dict(), "head": "logits"})
+
+
+def test_strict_winners_skip_ties_soft_labels_and_tied_tops() -> None:
+    labels = [
+        PreferenceLabel("a", "b", 1.0),
+        PreferenceLabel("c", "d", 0.0),
+        PreferenceLabel("e", "f", 0.5),
+        PreferenceLabel("g", "h", 0.8),
+        RankingLabel(("i", "j", "k"), (1, 0, 2)),
+        RankingLabel(("l", "m", "n"), (0, 0, 1)),
+        RatingLabel("o", 1.0),
+    ]
+    assert strict_winners(labels) == ["a", "d", "j"]
+
+
+def test_the_winner_term_adds_minus_the_winners_mean_reward(
+    answer_spec: RewardModelSpec,
+) -> None:
+    samples = {f"e{i}": make_sample(f"e{i}", seed=i, response=3 + i) for i in range(4)}
+    labels = [PreferenceLabel("e0", "e1", 1.0), PreferenceLabel("e2", "e3", 0.0),
+              PreferenceLabel("e0", "e2", 0.5)]  # fmt: skip
+    plain = RewardModelTrainer(RewardEnsemble(answer_spec, seed=0), TrainerSettings())
+    weighted = RewardModelTrainer(
+        RewardEnsemble(answer_spec, seed=0), TrainerSettings(winner_weight=0.5)
+    )
+    for trainer in (plain, weighted):
+        trainer.add_labels(labels, samples)
+    member = plain.ensemble.members[0]
+    batch = stack_samples([samples["e0"], samples["e3"]])
+    with torch.no_grad():
+        winners = member(batch.image, batch.prompt, batch.response).mean()
+        base = plain.loss(member, labels)
+        got = weighted.loss(weighted.ensemble.members[0], labels)
+    assert float(got) == pytest.approx(float(base - 0.5 * winners), abs=1e-5)
+
+
+def test_the_winner_term_needs_the_answer_head(tiny_spec: RewardModelSpec) -> None:
+    with pytest.raises(ValueError, match="answer_logits head"):
+        RewardModelTrainer(RewardEnsemble(tiny_spec), TrainerSettings(winner_weight=1.0))
+    with pytest.raises(ValueError, match="rm_winner_weight"):
+        FeedbackConfig(source="reward_model", rm_winner_weight=1.0)
+    with pytest.raises(ValueError, match="winner_weight must be >= 0"):
+        TrainerSettings(winner_weight=-1.0)
+    cfg = FeedbackConfig(source="reward_model", rm_head="answer_logits", rm_winner_weight=2.0)
+    assert trainer_settings(cfg).winner_weight == 2.0
+
+
+def test_the_winner_term_teaches_the_answer_to_a_scene(answer_spec: RewardModelSpec) -> None:
+    """One scene, answer 3 beats 4 and 5 beats 6: the winner term also lifts 3 and 5 above
+    answers no label names, which preferences alone leave where they were."""
+    torch.manual_seed(0)
+    samples = {
+        f"{r}": make_sample(f"{r}", seed=0, response=r) for r in (3, 4, 5, 6, 7, 8)
+    }
+    labels = [PreferenceLabel("3", "4", 1.0), PreferenceLabel("6", "5", 0.0)]
+    settings = TrainerSettings(winner_weight=1.0, min_steps=200, batch_size=2, lr=3e-3)
+    trainer = RewardModelTrainer(RewardEnsemble(answer_spec, seed=0), settings)
+    trainer.add_labels(labels, samples)
+    trainer.train()
+    r = trainer.rewards([samples[k] for k in ("3", "5", "7", "8")]).mean(0).numpy()
+    assert np.all(r[:2, None] > r[None, 2:]), r
+    assert np.exp(r[:2]).sum() > 0.9  # the winners hold most of the probability
