@@ -22,8 +22,8 @@ The `answer_logits` head is shaped like the policy instead::
 
 The reward is then a log-likelihood: comparable across scenes, at most 0, and its negative on
 a strict winner is the demonstration loss `RewardModelTrainer` can add (`winner_weight`).
-Measured offline on vqa (docs/architecture.md), it is what carries 1,000 preference labels to
-held-out colour-shape pairs.
+Measured offline on vqa (docs/architecture.md), it and the policy's trunk are what carry
+1,000 preference labels to held-out colour-shape pairs.
 
 `RewardEnsemble` holds N independent members; the reward is their mean and the uncertainty
 their standard deviation. `RewardModelSpec` is everything needed to rebuild the architecture
@@ -37,11 +37,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import torch
 from torch import nn
 
+from mmrlhf.feedback.config import RMHead
 from mmrlhf.feedback.samples import SampleTensors
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.heads import mlp
@@ -54,8 +55,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "reward_model.pt"
 METADATA_FILE = "reward_model.json"
 
-RewardHead = Literal["compare", "answer_logits"]
-REWARD_HEADS: tuple[str, ...] = get_args(RewardHead)
+REWARD_HEADS: tuple[str, ...] = get_args(RMHead)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class RewardModelSpec:
     vocab_size: int
     model: dict[str, Any]
     ensemble_size: int = 3
-    head: RewardHead = "compare"
+    head: RMHead = "compare"
 
     def __post_init__(self) -> None:
         if self.head not in REWARD_HEADS:
@@ -114,7 +114,7 @@ class RewardModel(nn.Module):
         super().__init__()
         cfg = spec.model_config()
         layout = spec.layout()
-        self.head_kind: RewardHead = spec.head
+        self.head_kind: RMHead = spec.head
         self.text_encoder, self.image_encoder, self.fusion = build_trunk(layout, cfg)
         features = self.fusion.output_dim
         if spec.head == "answer_logits":
