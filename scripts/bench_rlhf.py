@@ -78,6 +78,8 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
         # about which is better), from the hub's totals.
         "label_queries": final.get("label_queries"),
         "label_ties": final.get("label_ties"),
+        # Ties the rater marked "both bad" (feedback.preference_both_bad).
+        "label_both_bad": final.get("label_both_bad"),
         "rm_refits": final.get("rm_refits"),
         "wall_s": round(wall, 1),
         "curve": [(r.get("episodes"), r.get("accuracy"), r.get("labels")) for r in result.history],

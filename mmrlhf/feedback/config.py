@@ -206,6 +206,16 @@ class FeedbackConfig(BaseModel):
     preference_tie_margin: float = Field(
         0.0, ge=0.0, le=1.0, description="Score difference reported as a tie (0 = equal)."
     )
+    preference_both_bad: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="A tie whose scores are both at most this is reported 'both bad' (the "
+        "reward model then learns both are bad, not just equal); None = plain ties.",
+    )  # fmt: skip
+    preference_both_good: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="A tie whose scores are both at least this is reported 'both good'; "
+        "None = plain ties.",
+    )  # fmt: skip
 
     # RLHF: episode transport, weight sync, reward normalisation.
     rm_pool_size: int = Field(2048, ge=2, description="Recent episodes the RM hub keeps.")
@@ -322,6 +332,16 @@ class FeedbackConfig(BaseModel):
             raise ValueError(
                 "human_store needs source='reward_model' (the RM hub reads it), or "
                 "human_blocking=true for the blocking debug mode"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _tie_qualities_apart(self) -> FeedbackConfig:
+        bad, good = self.preference_both_bad, self.preference_both_good
+        if bad is not None and good is not None and bad >= good:
+            raise ValueError(
+                f"preference_both_bad ({bad}) must be below preference_both_good ({good}): "
+                f"one tie cannot be both"
             )
         return self
 

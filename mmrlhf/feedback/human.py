@@ -71,7 +71,8 @@ def stored_to_label(stored: StoredLabel) -> RLHFLabel | None:
     if stored.kind == "compare":
         if len(eps) != 2:
             raise ValueError(f"compare label {stored.id} needs 2 episodes, got {len(eps)}")
-        return PreferenceLabel(eps[0], eps[1], float(stored.preference), source=source)  # type: ignore[arg-type]
+        return PreferenceLabel(eps[0], eps[1], float(stored.preference), source=source,  # type: ignore[arg-type]
+                               tie=stored.tie)  # type: ignore[arg-type]
     if stored.kind == "rank":
         return RankingLabel(tuple(eps), tuple(stored.ranks or ()), source=source)
     raise ValueError(f"unknown label kind {stored.kind!r} (label {stored.id})")

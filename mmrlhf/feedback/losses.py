@@ -13,6 +13,8 @@ ranking (k > 2)   Plackett-Luce with ties (Breslow): for every rank tier t,
                   sum_{i in t} [log sum_{j: rank_j >= rank_i} exp(r_j) - r_i]
 rating            regression: (r - y)^2, y = the rating mapped to [0, 1]
 binary/implicit   logistic: -[y log s(r) + (1 - y) log(1 - s(r))], y in {0, 1}
+binary, r a       Bernoulli with P(good) = exp(r): -[y r + (1 - y) log(1 - exp(r))]
+log-probability   (the reward model's answer_logits head, whose reward is log p(answer))
 ================  =====================================================================
 
 Bradley-Terry and Plackett-Luce only see differences of rewards, so they leave the reward's
@@ -74,3 +76,16 @@ def rating_loss(r: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def binary_loss(r: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean logistic loss of rewards (B,) as logits of binary/implicit labels in {0, 1} (B,)."""
     return F.binary_cross_entropy_with_logits(r, target)
+
+
+def log_prob_binary_loss(log_p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean Bernoulli loss of binary labels in {0, 1} (B,) for rewards that are
+    log-probabilities (B,) (<= 0) of being good: -[y log p + (1 - y) log(1 - p)].
+
+    A logistic loss on a log-probability caps P(good) at sigmoid(0) = 1/2; this one reads the
+    reward as the probability it is. log(1 - p) is computed as log(-expm1(log p)), exact for
+    small p, and clamped just below p = 1 so a certain answer costs a large finite loss.
+    """
+    log_p = log_p.clamp(max=-1e-6)
+    log_not = torch.log(-torch.expm1(log_p))
+    return -(target * log_p + (1.0 - target) * log_not).mean()

@@ -9,7 +9,9 @@ to produce these dataclasses.
 (`EpisodeRecord.score` or `EpisodeSample.score`, both in [0, 1]):
 
 - pair (a, b): a tie when |s_a - s_b| <= tie_margin, else a preferred with probability
-  sigmoid(beta * (s_a - s_b));
+  sigmoid(beta * (s_a - s_b)); a tie says "both bad" when both scores are at most `both_bad`,
+  "both good" when both are at least `both_good` (the buttons of side-by-side labelling pages
+  such as Chatbot Arena's "both are bad"; off when the threshold is None);
 - ranking of k: Plackett-Luce sampling with weights exp(beta * s) (Gumbel-max), neighbours in
   the sampled order whose scores are within tie_margin share a rank;
 - with probability epsilon the answer is uniformly random instead (a mistake); with
@@ -25,13 +27,18 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 
 from mmrlhf.feedback.records import Label
 
 logger = logging.getLogger(__name__)
+
+
+# What a tie says about both episodes' own quality, beyond "equally good".
+TieQuality = Literal["both_good", "both_bad"]
+TIE_QUALITIES: tuple[str, ...] = get_args(TieQuality)
 
 
 @dataclass(frozen=True)
@@ -43,18 +50,29 @@ class PreferenceLabel:
         b: Episode id of the second episode.
         p_a: Probability that `a` is better: 1.0 (a), 0.0 (b) or 0.5 (tie / can't tell).
         source: Who answered (`"simulated"`, `"human"`, a rater or user name).
+        tie: For a tie (p_a 0.5) only: `both_bad` or `both_good` when the rater said so;
+            None = just equal. The reward model then also learns both episodes' absolute
+            quality (see `absolute_outcomes`).
     """
 
     a: str
     b: str
     p_a: float
     source: str = "simulated"
+    tie: TieQuality | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_a <= 1.0:
             raise ValueError(f"PreferenceLabel.p_a must be in [0, 1], got {self.p_a}")
         if self.a == self.b:
             raise ValueError(f"a preference needs two different episodes, got {self.a!r} twice")
+        if self.tie is not None:
+            if self.tie not in TIE_QUALITIES:
+                raise ValueError(f"PreferenceLabel.tie must be one of {TIE_QUALITIES} or None, "
+                                 f"got {self.tie!r}")  # fmt: skip
+            if self.p_a != 0.5:
+                raise ValueError(f"PreferenceLabel.tie ({self.tie!r}) needs a tie (p_a 0.5), "
+                                 f"got p_a {self.p_a}")  # fmt: skip
 
     @property
     def episode_ids(self) -> tuple[str, ...]:
@@ -152,6 +170,15 @@ def pairwise_outcomes(label: PreferenceLabel | RankingLabel) -> list[tuple[str, 
     return [(i, j) for i, ri in items for j, rj in items if ri < rj]
 
 
+def absolute_outcomes(label: RLHFLabel) -> list[tuple[str, bool]]:
+    """(episode, good) for each episode a label judges on its own: both episodes of a tie
+    marked `both_good` (True) or `both_bad` (False); none for every other label."""
+    if isinstance(label, PreferenceLabel) and label.tie is not None:
+        good = label.tie == "both_good"
+        return [(label.a, good), (label.b, good)]
+    return []
+
+
 class Scored(Protocol):
     """Anything a simulated rater can judge: an episode id and a ground-truth score."""
 
@@ -170,6 +197,10 @@ class PreferenceRater:
             always prefers the higher score).
         epsilon: Probability of a uniformly random answer.
         tie_margin: Scores this close (or closer) are reported as a tie.
+        both_bad: A tie whose scores are both at most this is reported `both_bad`
+            (None = never).
+        both_good: A tie whose scores are both at least this is reported `both_good`
+            (None = never).
         skip_prob: Probability of giving no answer.
         seed: Seed for this rater's generator.
         source: Written into every label's `source`.
@@ -181,6 +212,8 @@ class PreferenceRater:
         beta: float = 10.0,
         epsilon: float = 0.0,
         tie_margin: float = 0.0,
+        both_bad: float | None = None,
+        both_good: float | None = None,
         skip_prob: float = 0.0,
         seed: int | np.random.SeedSequence = 0,
         source: str = "simulated",
@@ -192,7 +225,14 @@ class PreferenceRater:
             )
         self.beta = beta
         self.epsilon = epsilon
+        if both_bad is not None and both_good is not None and both_bad >= both_good:
+            raise ValueError(
+                f"both_bad ({both_bad}) must be below both_good ({both_good}): one tie cannot "
+                f"be both"
+            )
         self.tie_margin = tie_margin
+        self.both_bad = both_bad
+        self.both_good = both_good
         self.skip_prob = skip_prob
         self.source = source
         self.rng = np.random.default_rng(seed)
@@ -211,10 +251,19 @@ class PreferenceRater:
         if mistake < self.epsilon:
             p_a = 1.0 if u < 0.5 else 0.0
         elif abs(a.score - b.score) <= self.tie_margin:
-            p_a = 0.5
+            return PreferenceLabel(a.episode_id, b.episode_id, 0.5, source=self.source,
+                                   tie=self.tie_quality(a.score, b.score))  # fmt: skip
         else:
             p_a = 1.0 if u < self.p_first(a.score, b.score) else 0.0
         return PreferenceLabel(a.episode_id, b.episode_id, p_a, source=self.source)
+
+    def tie_quality(self, s_a: float, s_b: float) -> TieQuality | None:
+        """What this rater adds to a tie of these scores: both bad, both good or nothing."""
+        if self.both_bad is not None and max(s_a, s_b) <= self.both_bad:
+            return "both_bad"
+        if self.both_good is not None and min(s_a, s_b) >= self.both_good:
+            return "both_good"
+        return None
 
     def rank(self, items: Sequence[Scored]) -> RankingLabel | None:
         """A ranking of `items` (best = rank 0, ties share a rank); None when skipped."""
@@ -251,5 +300,6 @@ class PreferenceRater:
     def __repr__(self) -> str:
         return (
             f"PreferenceRater(beta={self.beta}, epsilon={self.epsilon}, "
-            f"tie_margin={self.tie_margin}, skip_prob={self.skip_prob})"
+            f"tie_margin={self.tie_margin}, both_bad={self.both_bad}, "
+            f"both_good={self.both_good}, skip_prob={self.skip_prob})"
         )

@@ -116,6 +116,8 @@ class RLHFState:
             beta=config.preference_beta,
             epsilon=config.preference_epsilon,
             tie_margin=config.preference_tie_margin,
+            both_bad=config.preference_both_bad,
+            both_good=config.preference_both_good,
             skip_prob=config.skip_prob or 0.0,
             seed=np.random.SeedSequence([config.seed, 7001]),
         )
@@ -128,7 +130,8 @@ class RLHFState:
         self._accuracy: deque[tuple[float, int]] = deque(maxlen=ACCURACY_WINDOW)
         self._data_lock = threading.RLock()
         self._step_lock = threading.Lock()
-        self.counts = {"queries": 0, "skipped": 0, "ties": 0, "refused": 0, "human": 0}
+        self.counts = {"queries": 0, "skipped": 0, "ties": 0, "both_bad": 0, "both_good": 0,
+                       "refused": 0, "human": 0}  # fmt: skip
         self.human: HumanLabelBridge | None = None
         self._to_people: list[EpisodeSample] = []
         if config.human_store:
@@ -276,6 +279,8 @@ class RLHFState:
             tie_rank = isinstance(label, RankingLabel) and len(set(label.ranks)) < len(label.ranks)
             if tie_pair or tie_rank:
                 self.counts["ties"] += 1
+            if isinstance(label, PreferenceLabel) and label.tie is not None:
+                self.counts[label.tie] += 1
             labels.append(label)
         return self.add_labels(labels, {s.episode_id: s for q in queries for s in q})
 

@@ -2,9 +2,11 @@
 
 Labels of every kind (preference, ranking, rating, binary) live in one list and are mixed in
 each minibatch; each kind's loss from `mmrlhf.feedback.losses` is weighted by its share of the
-minibatch. Every member draws its own minibatches with replacement (a bootstrap, as in
-Christiano et al. 2017), so members disagree where the labels leave the reward open, which is
-what active query selection looks for.
+minibatch. A tie marked "both bad" or "both good" also judges each of its episodes on its own,
+with the binary loss (read as a log-probability's Bernoulli for the answer_logits head). Every
+member draws its own minibatches with replacement (a bootstrap, as in Christiano et al. 2017),
+so members disagree where the labels leave the reward open, which is what active query
+selection looks for.
 
 Labels are scarce but episodes are not. `pretrain` aligns each member's pooled image and prompt
 embeddings on unlabelled episodes (symmetric InfoNCE; identical prompts are not counted as
@@ -32,6 +34,7 @@ from mmrlhf.feedback.losses import (
     PAD_RANK,
     binary_loss,
     bradley_terry_loss,
+    log_prob_binary_loss,
     plackett_luce_loss,
     rating_loss,
 )
@@ -41,6 +44,7 @@ from mmrlhf.feedback.preferences import (
     RankingLabel,
     RatingLabel,
     RLHFLabel,
+    absolute_outcomes,
     pairwise_outcomes,
 )
 from mmrlhf.feedback.reward_model import RewardEnsemble, RewardModel
@@ -348,10 +352,14 @@ class RewardModelTrainer:
         if ratings:
             y = torch.tensor([lab.value for lab in ratings], dtype=r.dtype)
             parts.append((rating_loss(r[[index[lab.episode] for lab in ratings]], y), len(ratings)))
-        binary = [lab for lab in labels if isinstance(lab, BinaryLabel)]
-        if binary:
-            y = torch.tensor([float(lab.positive) for lab in binary], dtype=r.dtype)
-            parts.append((binary_loss(r[[index[lab.episode] for lab in binary]], y), len(binary)))
+        # Thumbs up/down, and both episodes of a "both good" / "both bad" tie.
+        judged = [(lab.episode, lab.positive) for lab in labels if isinstance(lab, BinaryLabel)]
+        judged += [o for lab in labels for o in absolute_outcomes(lab)]
+        if judged:
+            y = torch.tensor([float(good) for _, good in judged], dtype=r.dtype)
+            # The answer head's reward is a log-probability: read it as one.
+            judge = log_prob_binary_loss if member.head_kind == "answer_logits" else binary_loss
+            parts.append((judge(r[[index[e] for e, _ in judged]], y), len(judged)))
         total = sum(n for _, n in parts)
         out = sum((loss * (n / total) for loss, n in parts), torch.zeros(()))
         winners = strict_winners(labels) if self.settings.winner_weight > 0 else []

@@ -20,6 +20,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     # RLHF (feedback.source=reward_model): the hub's label mix and reward-model quality.
     "label_queries": ("feedback", "queries"),
     "label_ties": ("feedback", "ties"),
+    "label_both_bad": ("feedback", "both_bad"),
     "rm_version": ("feedback", "rm_version"),
     "rm_accuracy": ("feedback", "rm_accuracy"),
     "rm_pretrain_steps": ("feedback", "rm_pretrain_steps"),

@@ -49,6 +49,8 @@ def test_stored_to_labels_converts_and_keeps_latest_active_rows() -> None:
         stored(7, "thumbs", "up", query=6, eps=("e3",)),
         stored(8, "thumbs", "up", query=6, eps=("e3",), retracted=True),  # undone
         stored(9, "rating", 1, query=1, rater="bob"),
+        stored(10, "compare", "both_bad", query=7, eps=("e4", "e5")),
+        stored(11, "compare", "both_good", query=8, eps=("e5", "e6")),
     ]
     labels = stored_to_labels(rows)
     assert labels == [
@@ -57,6 +59,8 @@ def test_stored_to_labels_converts_and_keeps_latest_active_rows() -> None:
         PreferenceLabel("e0", "e1", 0.0, source="human:ann"),
         RankingLabel(("e0", "e1", "e2"), (1, 2, 0), source="human:ann"),
         RatingLabel("e0", 0.0, source="human:bob"),
+        PreferenceLabel("e4", "e5", 0.5, source="human:ann", tie="both_bad"),
+        PreferenceLabel("e5", "e6", 0.5, source="human:ann", tie="both_good"),
     ]
 
 

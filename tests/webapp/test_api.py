@@ -127,7 +127,8 @@ def test_label_idempotent_conflict_replace(client: TestClient, store: LabelStore
     # Each label kind through the API.
     assert label(client, 2, "thumbs", "up").status_code == 201
     assert label(client, 3, "skip").status_code == 201
-    assert label(client, 4, "compare", "tie").json()["label"]["preference"] == 0.5
+    tie = label(client, 4, "compare", "both_bad").json()["label"]
+    assert (tie["value"], tie["preference"]) == ("both_bad", 0.5)
     assert label(client, 5, "rank", [5, 3, 4]).status_code == 201
     assert client.get("/api/queue", params={"rater": "ana"}).json()["queries"] == []
 

@@ -143,6 +143,12 @@ def test_label_with_clicks_and_keys(page: Any, tmp_path: Path) -> None:
         wait_for_query(page, 6)
         page.keyboard.press("s")  # skip
         wait_for_query(page, 7)
+        page.keyboard.press("x")  # pair: both bad
+        wait_for_query(page, 8)
+        assert latest(store.labels_since(0)[0])[7] == ("compare", "both_bad")
+        page.keyboard.press("u")
+        wait_for_query(page, 7)
+        assert page.locator('button[data-choice="both_good"]').is_visible()
         page.click('button[data-choice="a"]')  # click: A better
         wait_for_query(page, 8)
         page.keyboard.press("t")  # not a ranking key: nothing happens

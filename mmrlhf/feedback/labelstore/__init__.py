@@ -51,7 +51,8 @@ Training side (any process; never per episode on the sampling path):
   plus `add_query("pair" | "ranking", item_ids)` for comparisons chosen by a query sampler.
 - Reward-model trainers poll `labels_since(cursor)` and keep the latest row per
   (query_id, rater_id), dropping retracted ones and skips. Each `StoredLabel` carries the
-  query's `episode_ids`, `reward` (rating / thumbs), `preference` (compare) and `ranks` (rank);
+  query's `episode_ids`, `reward` (rating / thumbs), `preference` and `tie` (compare) and
+  `ranks` (rank);
   `episode(item_id)` rebuilds the full `EpisodeRecord`.
 - The opt-in `blocking` debug mode waits with `wait_for_label(query_id, timeout_s)`.
 """

@@ -20,7 +20,8 @@ LABEL_KINDS: dict[str, tuple[str, ...]] = {
     "pair": ("compare", "skip"),
     "ranking": ("rank", "skip"),
 }
-COMPARE_CHOICES: tuple[str, ...] = ("a", "b", "tie")
+# A tie may say more: both answers bad, or both good (the reward model learns their quality).
+COMPARE_CHOICES: tuple[str, ...] = ("a", "b", "tie", "both_bad", "both_good")
 THUMBS: tuple[str, ...] = ("up", "down")
 
 
@@ -165,10 +166,17 @@ class StoredLabel:
 
     @property
     def preference(self) -> float | None:
-        """P(first item is better) for `compare` labels: 1 (a), 0 (b), 0.5 (tie); else None."""
+        """P(first item is better) for `compare` labels: 1 (a), 0 (b), 0.5 (tie, both bad,
+        both good); else None."""
         if self.kind != "compare":
             return None
-        return {"a": 1.0, "b": 0.0, "tie": 0.5}[self.value]
+        return {"a": 1.0, "b": 0.0}.get(self.value, 0.5)
+
+    @property
+    def tie(self) -> str | None:
+        """`both_bad` or `both_good` for a compare label that said so; else None."""
+        marked = self.kind == "compare" and self.value in ("both_bad", "both_good")
+        return self.value if marked else None
 
     @property
     def ranks(self) -> list[int] | None:

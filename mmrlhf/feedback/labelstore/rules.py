@@ -68,7 +68,8 @@ def validate_label(query: StoredQuery, kind: Any, value: Any) -> tuple[str, Any]
         v = value.lower() if isinstance(value, str) else value
         if v not in COMPARE_CHOICES:
             raise InvalidLabelError(
-                f'compare must be "a" (first better), "b" (second better) or "tie"; got {value!r}'
+                f'compare must be "a" (first better), "b" (second better), "tie", "both_bad" '
+                f'or "both_good"; got {value!r}'
             )
         return kind, v
     if kind == "rank":

@@ -216,7 +216,10 @@ function rankSubmit() {
 function describe(kind, value, query) {
   if (kind === "rating") return `${"★".repeat(value)}${"☆".repeat(levels() - value)} (${value}/${levels()})`;
   if (kind === "thumbs") return value === "up" ? "thumbs up" : "thumbs down";
-  if (kind === "compare") return value === "tie" ? "a tie" : `${value.toUpperCase()} better`;
+  if (kind === "compare") {
+    const ties = { tie: "a tie", both_bad: "a tie: both bad", both_good: "a tie: both good" };
+    return ties[value] || `${value.toUpperCase()} better`;
+  }
   if (kind === "rank") {
     const letter = (id) => letterOf(query.item_ids.indexOf(id));
     return `ranking ${value.map(letter).join(" > ")}`;
@@ -405,8 +408,10 @@ function renderActions(query) {
       button("A is better", "a", () => submit("compare", "a"), { dataset: { choice: "a" } }),
       button("Tie", "t", () => submit("compare", "tie"), { dataset: { choice: "tie" } }),
       button("B is better", "b", () => submit("compare", "b"), { dataset: { choice: "b" } }),
+      button("Both bad", "x", () => submit("compare", "both_bad"), { dataset: { choice: "both_bad" } }),
+      button("Both good", "g", () => submit("compare", "both_good"), { dataset: { choice: "both_good" } }),
     );
-    keys.textContent = "a / ← A better · b / → B better · t tie · s skip · u undo";
+    keys.textContent = "a / ← A better · b / → B better · t tie · x both bad · g both good · s skip · u undo";
   } else {
     const order = state.rank[query.query_id] || [];
     const k = query.item_ids.length;
@@ -557,6 +562,8 @@ function onKey(event) {
     if (key === "a" || key === "ArrowLeft") submit("compare", "a");
     else if (key === "b" || key === "ArrowRight") submit("compare", "b");
     else if (key === "t") submit("compare", "tie");
+    else if (key === "x") submit("compare", "both_bad");
+    else if (key === "g") submit("compare", "both_good");
     else handled = false;
   } else {
     const n = Number(key);
