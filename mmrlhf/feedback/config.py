@@ -169,6 +169,12 @@ class FeedbackConfig(BaseModel):
         "spent; None = train in place only.",
     )
     rm_refit_epochs: float = Field(40.0, gt=0.0, description="Passes over the labels per refit.")
+    rm_settle_epochs: float | None = Field(
+        None, gt=0.0,
+        description="Keep training (rm_epochs per hub step, publishing each time) while no "
+        "labels arrive, until the label set has had this many passes since it last changed; "
+        "None = train only when labels arrive.",
+    )  # fmt: skip
     rm_winner_weight: float = Field(
         0.0,
         ge=0.0,

@@ -93,6 +93,7 @@ def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
         seed=config.seed,
         refit_growth=config.rm_refit_growth,
         refit_epochs=config.rm_refit_epochs,
+        settle_epochs=config.rm_settle_epochs,
         winner_weight=config.rm_winner_weight,
     )
 
@@ -319,13 +320,19 @@ class RLHFState:
         return todo
 
     def train_round(self) -> bool:
-        """Train on all labels if new ones arrived, then publish; return whether it published."""
+        """Train on all labels if new ones arrived, or if the labels have not settled yet
+        (`rm_settle_epochs`), then publish; return whether it published."""
         if self.trainer is None:
             return False
         with self._data_lock:
             pending, self._pending = self._pending, []
         if not pending:
-            return False
+            if self.trainer.settled():
+                return False
+            # No labels came (the budget is spent, or people are slow): keep fitting these.
+            self.last_train = self.trainer.train(final=self.budget.remaining == 0)
+            self._publish()
+            return True
         merged: dict[str, EpisodeSample] = {}
         for _, found in pending:
             merged.update(found)
@@ -432,6 +439,7 @@ class RLHFState:
                 "rm_train_steps": 0 if self.trainer is None else self.trainer.steps,
                 "rm_pretrain_steps": 0 if self.trainer is None else self.trainer.pretrain_steps,
                 "rm_refits": 0 if self.trainer is None else self.trainer.refits,
+                "rm_passes": 0.0 if self.trainer is None else self.trainer.passes,
                 "rm_contrastive_loss": self.last_pretrain.get("contrastive_loss", math.nan),
                 "pool": len(self.pool),
                 "episodes_received": self.pool.received,

@@ -26,6 +26,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "rm_pretrain_steps": ("feedback", "rm_pretrain_steps"),
     "rm_contrastive_loss": ("feedback", "rm_contrastive_loss"),
     "rm_refits": ("feedback", "rm_refits"),
+    "rm_passes": ("feedback", "rm_passes"),
     "time_total_s": ("time_total_s",),
     "time_this_iter_s": ("time_this_iter_s",),
 }

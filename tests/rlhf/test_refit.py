@@ -125,3 +125,40 @@ def test_without_pretraining_the_initial_weights_are_the_anchor(
     state = RLHFState(tiny_config.model_copy(update={"rm_refit_growth": 2.0}))
     state.ensure_model(tiny_spec)
     assert state.trainer is not None and state.trainer.anchor is not None
+
+
+def test_settling_counts_passes_since_the_labels_changed(tiny_spec: RewardModelSpec) -> None:
+    trainer = RewardModelTrainer(
+        RewardEnsemble(tiny_spec), fast_settings(settle_epochs=3.0, epochs=1.0)
+    )
+    assert trainer.settled()  # no labels: nothing to fit
+    labelled(trainer, 8)
+    assert trainer.passes == 0.0 and not trainer.settled()
+    trainer.train()  # 2 steps of 4 labels = 1 pass over the 8
+    assert trainer.passes == pytest.approx(1.0) and not trainer.settled()
+    trainer.train()
+    trainer.train()
+    assert trainer.settled()
+    labelled(trainer, 8, start=8)  # new labels: their set starts over
+    assert trainer.passes == 0.0 and not trainer.settled()
+    assert RewardModelTrainer(RewardEnsemble(tiny_spec), fast_settings()).settled()
+    with pytest.raises(ValueError, match="settle_epochs"):
+        TrainerSettings(settle_epochs=0.0)
+
+
+def test_the_hub_keeps_fitting_after_the_budget_until_the_labels_settle(
+    tiny_spec: RewardModelSpec,
+) -> None:
+    cfg = FeedbackConfig(
+        enabled=True, source="reward_model", queries_per_iter=4, label_budget=4,
+        rm_min_steps=1, rm_max_steps=1, rm_batch_size=2, rm_epochs=1.0,
+        rm_settle_epochs=2.0, **TINY_RM,
+    )  # fmt: skip
+    state = RLHFState(cfg)
+    state.add_episodes([make_sample(f"e{i}", score=i / 9, seed=i) for i in range(10)], tiny_spec)
+    published = [state.step(it)["published"] for it in range(1, 7)]
+    # Labels in step 1 (1 step of 2 of the 4 labels: half a pass), then no labels: steps 2-4
+    # fit on (half a pass each) until 2 passes, then the hub rests.
+    assert published == [True, True, True, True, False, False]
+    assert state.stats()["labels"] == 4 and state.stats()["rm_passes"] == pytest.approx(2.0)
+    assert state.version == 4
