@@ -47,3 +47,10 @@ def tiny_config() -> FeedbackConfig:
 @pytest.fixture
 def tiny_spec(tiny_config: FeedbackConfig) -> RewardModelSpec:
     return make_spec(tiny_config, image_size=IMAGE, prompt_len=PROMPT_LEN, vocab_size=VOCAB)
+
+
+@pytest.fixture
+def answer_spec() -> RewardModelSpec:
+    """The tiny spec with the answer_logits head."""
+    cfg = FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_logits", **TINY_RM)
+    return make_spec(cfg, image_size=IMAGE, prompt_len=PROMPT_LEN, vocab_size=VOCAB)

@@ -16,16 +16,10 @@ from mmrlhf.feedback.reward_model import (
     load_reward_model,
     save_reward_model,
 )
-from mmrlhf.feedback.rlhf import make_spec, trainer_settings
+from mmrlhf.feedback.rlhf import trainer_settings
 from mmrlhf.feedback.rm_trainer import RewardModelTrainer, TrainerSettings, strict_winners
 from mmrlhf.feedback.samples import stack_samples
-from tests.rlhf.conftest import IMAGE, PROMPT_LEN, TINY_RM, VOCAB, make_sample
-
-
-@pytest.fixture
-def answer_spec() -> RewardModelSpec:
-    cfg = FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_logits", **TINY_RM)
-    return make_spec(cfg, image_size=IMAGE, prompt_len=PROMPT_LEN, vocab_size=VOCAB)
+from tests.rlhf.conftest import make_sample
 
 
 def test_the_reward_is_the_mean_log_likelihood_of_the_response_tokens(

@@ -23,12 +23,6 @@ from mmrlhf.feedback.samples import stack_samples
 from tests.rlhf.conftest import IMAGE, PROMPT_LEN, TINY_RM, VOCAB, make_sample
 
 
-@pytest.fixture
-def answer_spec() -> RewardModelSpec:
-    cfg = FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_logits", **TINY_RM)
-    return make_spec(cfg, image_size=IMAGE, prompt_len=PROMPT_LEN, vocab_size=VOCAB)
-
-
 def test_the_log_prob_binary_loss_is_the_bernoulli_likelihood_of_p() -> None:
     log_p = torch.log(torch.tensor([0.2, 0.9, 0.5]))
     target = torch.tensor([0.0, 1.0, 0.0])
