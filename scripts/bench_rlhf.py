@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
         "feedback.seed": args.seed,
     }
     cfg = load_config(CONFIG, {**base, **overrides, **parse_overrides(args.overrides)})
+    if cfg.feedback.rm_label_log and Path(cfg.feedback.rm_label_log).exists():
+        # A label log appends: an earlier run's labels would mix with this run's.
+        shutil.rmtree(cfg.feedback.rm_label_log)
     started = time.monotonic()
     result = train(cfg, progress=lambda line: logger.info("%s: %s", name, line))
     wall = time.monotonic() - started
@@ -124,6 +128,8 @@ def rlhf_overrides(budget: int, args: argparse.Namespace) -> dict[str, Any]:
         "feedback.initial_queries": initial,
         "feedback.queries_per_iter": per_iter,
         "feedback.rm_save_dir": str(Path(args.work_dir) / f"rlhf_{budget}" / "reward_model"),
+        # Every label with its episodes, to refit offline (bench_rm_offline.py --labels).
+        "feedback.rm_label_log": str(Path(args.work_dir) / f"rlhf_{budget}" / "labels"),
     }
     if args.query_mode:
         overrides["feedback.query_mode"] = args.query_mode

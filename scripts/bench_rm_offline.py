@@ -11,6 +11,7 @@ makes of it (`scripts/bench_rlhf.py`).
 Run:  .venv/bin/python scripts/bench_rm_offline.py --config configs/rlhf_vqa.yaml \
           --out rm_offline.json   (about 6 minutes on 2 cores)
       --set feedback.rm_head=compare --set feedback.rm_winner_weight=0   (another variant)
+      --labels results/bench_rlhf/rlhf_1000/labels   (refit an online run's labels)
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def main() -> None:
     parser.add_argument(
         "--distractor", choices=["swap", "random"], default="swap",
         help="the worse answer of a training pair (see mmrlhf.feedback.pairs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--labels", metavar="DIR",
+        help="fit an online run's saved labels (feedback.rm_label_log) instead of oracle pairs",
     )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=20, help="train() calls of rm_epochs each")
     parser.add_argument("--unlabeled", type=int, default=2000, help="extra pretraining episodes")
@@ -58,13 +63,15 @@ def main() -> None:
     fit = train_reward_model(
         cfg.env, checkpoint, feedback=cfg.feedback, n_pairs=args.pairs, rounds=args.rounds,
         seed=args.seed, distractor=args.distractor, unlabeled=args.unlabeled,
+        label_log=args.labels,
     )  # fmt: skip
     logger.info("fitted in %.0f s: %s", time.monotonic() - started, fit)
     report: dict[str, Any] = {
         "config": args.config,
         "overrides": args.overrides,
-        "pairs": args.pairs,
-        "distractor": args.distractor,
+        "pairs": args.pairs if args.labels is None else None,
+        "distractor": args.distractor if args.labels is None else None,
+        "labels": args.labels,
         "rounds": args.rounds,
         "unlabeled": args.unlabeled,
         "seed": args.seed,

@@ -243,6 +243,11 @@ class FeedbackConfig(BaseModel):
     rm_save_dir: str | None = Field(
         None, description="Save every published reward model here (latest overwrites)."
     )
+    rm_label_log: str | None = Field(
+        None,
+        description="Directory where the RM hub appends every label it trains on, with its "
+        "episodes (feedback/label_log.py), to refit or study offline; None = not kept.",
+    )
 
     # Human labels from a label store (RLHF; see `feedback/human.py`).
     human_store: str | None = Field(

@@ -40,6 +40,7 @@ import numpy as np
 from mmrlhf.feedback.budget import LabelBudget
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.human import HumanLabelBridge
+from mmrlhf.feedback.label_log import LabelLog
 from mmrlhf.feedback.preferences import (
     PreferenceLabel,
     PreferenceRater,
@@ -141,6 +142,7 @@ class RLHFState:
             self.counts["human_enqueued"] = 0
         self.last_train: dict[str, Any] = {}
         self.last_pretrain: dict[str, Any] = {}
+        self.label_log = LabelLog(config.rm_label_log) if config.rm_label_log else None
         if config.rm_checkpoint:
             ensemble, meta = load_reward_model(config.rm_checkpoint)
             # Contrastive steps already in the loaded weights count toward rm_pretrain_steps.
@@ -336,7 +338,10 @@ class RLHFState:
         merged: dict[str, EpisodeSample] = {}
         for _, found in pending:
             merged.update(found)
-        before = self.trainer.add_labels([label for label, _ in pending], merged)
+        labels = [label for label, _ in pending]
+        before = self.trainer.add_labels(labels, merged)
+        if self.label_log is not None:
+            self.label_log.append(labels, merged)
         if before["pairs"]:
             self._accuracy.append((before["accuracy"], int(before["pairs"])))
         self.last_train = self.trainer.train(final=self.budget.remaining == 0)

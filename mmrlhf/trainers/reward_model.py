@@ -20,6 +20,7 @@ from typing import Any
 
 from mmrlhf.envs.config import EnvConfig
 from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.feedback.label_log import load_label_log
 from mmrlhf.feedback.pairs import (
     Distractor,
     load_pairs,
@@ -166,8 +167,10 @@ def train_reward_model(
     seed: int = 0,
     distractor: Distractor = "random",
     unlabeled: int = 0,
+    label_log: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Fit a reward model to `n_pairs` oracle pairs of `env` and save it to `out`.
+    """Fit a reward model to `n_pairs` oracle pairs of `env` (or to a saved label log) and
+    save it to `out`.
 
     Args:
         env: The env (see `evaluate_reward_model`).
@@ -180,15 +183,22 @@ def train_reward_model(
         distractor: The pairs' worse answer (see `feedback.pairs`).
         unlabeled: Extra random-policy episodes for the contrastive pretraining steps
             (`rm_pretrain_steps`), which also use the pairs' own episodes.
+        label_log: Fit the labels of this `feedback.rm_label_log` directory (an online run's,
+            in the order they came) instead of fresh oracle pairs; `n_pairs` and
+            `distractor` are then unused.
 
     Returns:
         A summary with the training accuracy and the checkpoint path.
     """
     cfg = feedback or FeedbackConfig()
     env_cfg = env_config_from(env)
-    samples, labels = oracle_pairs(
-        env_cfg, n_pairs, seed=seed, response_len=cfg.rm_response_len, distractor=distractor
-    )
+    if label_log is not None:
+        labels, by_id = load_label_log(label_log)
+        samples = list(by_id.values())
+    else:
+        samples, labels = oracle_pairs(
+            env_cfg, n_pairs, seed=seed, response_len=cfg.rm_response_len, distractor=distractor
+        )
     first = samples[0]
     from mmrlhf.envs import MyMultimodalEnv
 
@@ -218,6 +228,7 @@ def train_reward_model(
         "train_accuracy": accuracy,
         "loss": losses[-1],
         "pretrain_steps": trainer.pretrain_steps,
+        "passes": trainer.passes,
         "train_s": time.monotonic() - started,
     }
 
