@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # How queries are chosen (see feedback/queries.py).
 QueryMode = Literal["random", "active", "optimistic"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
+QueryRank = Literal["group", "pool"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -196,6 +197,13 @@ class FeedbackConfig(BaseModel):
     initial_queries: int = Field(0, ge=0, description="Extra labels in the first iteration.")
     query_candidates: int = Field(
         10, ge=1, description="Active mode: candidate queries scored per query asked."
+    )
+    query_rank: QueryRank = Field(
+        "group",
+        description="Active and optimistic modes: group = candidates compete within their "
+        "prompt, the prompt drawn as random mode draws it (the labels' question mix follows "
+        "the episodes'); pool = all compete (a prompt whose answers score higher by nature "
+        "can take every query).",
     )
     query_group: QueryGroup = Field(
         "prompt",

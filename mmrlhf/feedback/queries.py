@@ -13,6 +13,15 @@
     that teaches nothing (on vqa early on, 70% of random same-prompt pairs). A query holding
     the episode most likely to be right is more often a strict preference, and it checks the
     model where the policy will push: its favourite answers.
+
+  By default (`rank="group"`) candidates compete only with candidates of their own prompt:
+  each query's prompt is drawn as `random` draws it, then the best candidate of that prompt
+  is taken, so the labels' question mix follows the episodes'. Ranked all together
+  (`rank="pool"`), values of different prompts are compared, and a prompt whose answers
+  score higher by nature takes the queries: on vqa with the answer_logits reward model (a
+  log-likelihood, higher where a question has fewer possible answers) optimistic queries
+  went to shape questions for 93% of the first 300 labels, and the reward model never
+  learnt colours.
 """
 
 from __future__ import annotations
@@ -26,13 +35,14 @@ from typing import get_args
 
 import numpy as np
 
-from mmrlhf.feedback.config import QueryGroup, QueryMode
+from mmrlhf.feedback.config import QueryGroup, QueryMode, QueryRank
 from mmrlhf.feedback.samples import EpisodeSample
 
 logger = logging.getLogger(__name__)
 
 QUERY_MODES: tuple[str, ...] = get_args(QueryMode)
 QUERY_GROUPS: tuple[str, ...] = get_args(QueryGroup)
+QUERY_RANKS: tuple[str, ...] = get_args(QueryRank)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
@@ -188,6 +198,7 @@ def select_queries(
     candidates: int = 10,
     group: QueryGroup = "prompt",
     exclude: Collection[str] = (),
+    rank: QueryRank = "group",
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -202,9 +213,14 @@ def select_queries(
         group: Which episodes a query compares first: `scene`, `prompt` or `none` (see
             `candidate_queries`).
         exclude: Episode ids not to ask about (already labelled).
+        rank: Active and optimistic modes: `group` ranks candidates within their prompt
+            (the prompt drawn as random mode draws it), `pool` all together (see the module
+            docstring).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
+    if rank not in QUERY_RANKS:
+        raise ValueError(f"query rank must be one of {QUERY_RANKS}, got {rank!r}")
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
             samples, n, k=k, rng=rng, group=group, exclude=exclude
@@ -220,7 +236,41 @@ def select_queries(
     column = {i: c for c, i in enumerate(used)}
     scores = np.asarray(score_fn([samples[i] for i in used]))
     value = disagreement if mode == "active" else upper_bound
-    values = [value(scores[:, [column[i] for i in q]]) for q in pool]
-    # Highest value first; equal values keep the random candidate order.
-    order = np.argsort(-np.asarray(values), kind="stable")[:n]
+    values = np.asarray([value(scores[:, [column[i] for i in q]]) for q in pool])
+    if rank == "pool":
+        # Highest value first; equal values keep the random candidate order.
+        order = [int(j) for j in np.argsort(-values, kind="stable")[:n]]
+    else:
+        order = best_per_drawn_group(pool, values, [_group_of(samples, q) for q in pool], n, rng)
     return [[samples[i] for i in pool[j]] for j in order]
+
+
+def _group_of(samples: Sequence[EpisodeSample], query: Sequence[int]) -> str | None:
+    """The prompt a query's episodes share (None when they do not share one)."""
+    keys = {samples[i].prompt_key for i in query}
+    return next(iter(keys)) if len(keys) == 1 else None
+
+
+def best_per_drawn_group(
+    pool: Sequence[object],
+    values: np.ndarray,
+    groups: Sequence[object],
+    n: int,
+    rng: np.random.Generator,
+) -> list[int]:
+    """Indices of up to `n` candidates: each time, a group drawn with probability in proportion
+    to its candidates left, and its highest-valued candidate left (ties: pool order).
+
+    `candidate_queries` draws a prompt in proportion to its episodes, so drawing groups in
+    proportion to their candidates keeps that mix.
+    """
+    by_group: dict[object, list[int]] = defaultdict(list)
+    for j in np.argsort(-values, kind="stable"):
+        by_group[groups[int(j)]].append(int(j))
+    names = list(by_group)
+    chosen: list[int] = []
+    while len(chosen) < min(n, len(pool)):
+        left = np.array([len(by_group[g]) for g in names], dtype=float)
+        g = names[int(rng.choice(len(names), p=left / left.sum()))]
+        chosen.append(by_group[g].pop(0))
+    return chosen

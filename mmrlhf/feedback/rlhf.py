@@ -270,6 +270,7 @@ class RLHFState:
             candidates=self.config.query_candidates,
             group=self.config.query_group,
             exclude=exclude,
+            rank=self.config.query_rank,
         )
         labels: list[RLHFLabel] = []
         for query in queries:

@@ -9,6 +9,7 @@ import pytest
 
 from mmrlhf.feedback.queries import (
     QuerySchedule,
+    best_per_drawn_group,
     candidate_queries,
     disagreement,
     select_queries,
@@ -121,3 +122,47 @@ def test_optimistic_mode_asks_about_the_likeliest_good_episodes() -> None:
     assert best[0] == 4.0 and all(b > 0 for b in best)
     with pytest.raises(ValueError, match="query mode must be one of"):
         select_queries(samples, 1, mode="greedy", rng=rng)  # type: ignore[arg-type]
+
+
+def test_optimistic_queries_rank_within_their_prompt_unless_asked_to_rank_the_pool() -> None:
+    # Prompt 1's answers score high by nature, prompt 2's low; each has one favourite.
+    samples = [make_sample(f"a{i}", prompt=1) for i in range(10)]
+    samples += [make_sample(f"b{i}", prompt=2) for i in range(10)]
+    level = {1: 10.0, 2: 0.0}
+
+    def score_fn(batch: Sequence[EpisodeSample]) -> np.ndarray:
+        mean = np.array([level[int(s.prompt_ids[0])] + (s.episode_id in ("a3", "b6"))
+                         for s in batch])  # fmt: skip
+        return np.stack([mean, mean])
+
+    def prompts(rank: str) -> list[int]:
+        chosen = select_queries(samples, 6, k=2, mode="optimistic", rng=np.random.default_rng(2),
+                                score_fn=score_fn, candidates=5, rank=rank)  # type: ignore[arg-type]
+        assert all(len({int(s.prompt_ids[0]) for s in q}) == 1 for q in chosen)
+        return [int(q[0].prompt_ids[0]) for q in chosen]
+
+    assert prompts("pool") == [1] * 6  # prompt 1 outscores every query of prompt 2
+    grouped = prompts("group")
+    assert grouped.count(1) >= 1 and grouped.count(2) >= 1
+    # Within a prompt the best still comes first: each prompt's first query holds its favourite.
+    chosen = select_queries(samples, 6, k=2, mode="optimistic", rng=np.random.default_rng(2),
+                            score_fn=score_fn, candidates=5)  # fmt: skip
+    firsts = {}
+    for q in chosen:
+        firsts.setdefault(int(q[0].prompt_ids[0]), {s.episode_id for s in q})
+    assert "a3" in firsts[1] and "b6" in firsts[2]
+    with pytest.raises(ValueError, match="query rank must be one of"):
+        select_queries(samples, 1, mode="optimistic", rng=np.random.default_rng(0),
+                       score_fn=score_fn, rank="best")  # type: ignore[arg-type]
+
+
+def test_drawn_groups_follow_their_share_of_candidates() -> None:
+    groups = ["x"] * 30 + ["y"] * 10
+    values = np.arange(40, dtype=float)
+    picks = [groups[j] for seed in range(50)
+             for j in best_per_drawn_group(groups, values, groups, 4, np.random.default_rng(seed))]
+    share = picks.count("x") / len(picks)
+    assert 0.65 < share < 0.85  # 3 of 4 candidates are x's
+    # Within a group, highest value first.
+    assert best_per_drawn_group(["x"] * 3, np.array([1.0, 3.0, 2.0]), ["x"] * 3, 3,
+                                np.random.default_rng(0)) == [1, 2, 0]  # fmt: skip
