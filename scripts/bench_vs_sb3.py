@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import logging
 import os
@@ -138,6 +139,46 @@ def evaluate_accuracy(
 
 
 # --------------------------------------------------------------------------------------------
+# Garbage-collector time, charged to whichever framework's clock runs.
+
+
+class GCClock:
+    """Seconds and passes of Python's cyclic garbage collector per framework.
+
+    Both frameworks share one process, so a collection triggered by one framework's
+    allocations walks every tracked object of both; `gc.callbacks` times each pass and charges
+    it to the framework training at the time (none while evaluating).
+    """
+
+    def __init__(self) -> None:
+        self.owner: str | None = None
+        self.seconds: dict[str, float] = {}
+        self.passes: dict[str, dict[int, int]] = {}
+        self._t0 = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif self.owner is not None:
+            self.seconds[self.owner] = (
+                self.seconds.get(self.owner, 0.0) + time.perf_counter() - self._t0
+            )
+            gens = self.passes.setdefault(self.owner, {})
+            gens[info["generation"]] = gens.get(info["generation"], 0) + 1
+
+    def report(self, name: str) -> dict[str, Any]:
+        gens = self.passes.get(name, {})
+        return {
+            "gc_s": round(self.seconds.get(name, 0.0), 3),
+            "gc_passes_by_generation": {str(g): n for g, n in sorted(gens.items())},
+        }
+
+
+GC_CLOCK = GCClock()
+
+
+# --------------------------------------------------------------------------------------------
 # Protocol: training clock, periodic evaluation, stop rule. Shared by both frameworks.
 
 
@@ -182,6 +223,7 @@ class Protocol:
     def resume(self) -> None:
         """Run the training clock (the framework trains from now on)."""
         assert self._resumed_at is None, "clock already running"
+        GC_CLOCK.owner = self.name
         self._resumed_at = time.perf_counter()
 
     def pause(self) -> None:
@@ -189,6 +231,7 @@ class Protocol:
         assert self._resumed_at is not None, "clock not running"
         self.train_s += time.perf_counter() - self._resumed_at
         self._resumed_at = None
+        GC_CLOCK.owner = None
 
     @property
     def evaluations(self) -> int:
@@ -263,6 +306,8 @@ class Protocol:
             "iterations": self.iterations,
             "steps_per_s": round(self.env_steps / self.train_s, 1) if self.train_s > 0 else None,
             "eval_s_total": round(sum(p.eval_s for p in self.curve), 3),
+            # Collector time while this side's clock ran (part of train_s).
+            **GC_CLOCK.report(self.name),
             "stop_reason": self.stop_reason,
             "curve": [vars(p) for p in self.curve],
         }
