@@ -9,6 +9,7 @@
     mmrlhf reward-model eval RM_CHECKPOINT --pairs CONFIG.yaml|PAIRS.npz [--distractor swap]
                              [--split test] [--greedy 300]
     mmrlhf reward-model audit RM_CHECKPOINT --policy CHECKPOINT [--episodes 300] [--split train]
+    mmrlhf reward-model labels LABEL_LOG_DIR
     mmrlhf label EXP_DIR [--port 8765] [--token T] [--demo N]   # human labelling page
     mmrlhf env show --task vqa --episodes 8 --out sheet.png   # contact sheet of episodes
     mmrlhf env info --task caption                            # spaces and action meanings
@@ -146,6 +147,14 @@ def cmd_reward_model_audit(args: argparse.Namespace) -> int:
 
     return _show(audit_reward_model(args.checkpoint, args.policy, episodes=args.episodes,
                                     split=args.split), args.out)  # fmt: skip
+
+
+def cmd_reward_model_labels(args: argparse.Namespace) -> int:
+    from mmrlhf.feedback.coverage import label_coverage
+    from mmrlhf.feedback.label_log import load_label_log
+
+    labels, samples = load_label_log(args.log)
+    return _show(label_coverage(labels, samples).to_dict(), args.out)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -297,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     rm_audit.add_argument("--split", choices=("train", "test"), default="train")
     rm_audit.add_argument("--out", help="write the metrics as JSON here")
     rm_audit.set_defaults(func=cmd_reward_model_audit)
+    rm_labels = rm_sub.add_parser(
+        "labels", help="which responses a label log has shown right or wrong, and how often"
+    )
+    rm_labels.add_argument("log", help="label-log directory (feedback.rm_label_log)")
+    rm_labels.add_argument("--out", help="write the counts as JSON here")
+    rm_labels.set_defaults(func=cmd_reward_model_labels)
 
     lab = sub.add_parser("label", help="serve the labelling page for an experiment's labels")
     lab.add_argument("store", help="experiment directory (labels.sqlite inside) or a .sqlite file")

@@ -88,6 +88,14 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
         "wall_s": round(wall, 1),
         "curve": [(r.get("episodes"), r.get("accuracy"), r.get("labels")) for r in result.history],
     }
+    if cfg.feedback.rm_label_log and Path(cfg.feedback.rm_label_log).is_dir():
+        from mmrlhf.feedback.coverage import label_coverage
+        from mmrlhf.feedback.label_log import load_label_log
+
+        # Which answers the labels ever showed right: the reward model cannot rate the rest.
+        coverage = label_coverage(*load_label_log(cfg.feedback.rm_label_log)).to_dict()
+        row["label_responses_shown_good"] = coverage["responses_shown_good"]
+        row["label_coverage"] = coverage["by_response"]
     for split in ("train", "test"):
         metrics = evaluate(result.checkpoint, cfg=cfg, split=split, episodes=args.eval_episodes)
         row[f"accuracy_{split}_split"] = metrics["accuracy"]
