@@ -32,7 +32,9 @@ RMTextEncoder = Literal["transformer", "gru", "bag"]
 RMImageEncoder = Literal["cnn", "vit"]
 RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint", "factored_attention"]
 RMAttentionGate = Literal["softmax", "sigmoid"]
-RMHead = Literal["compare", "answer_logits"]
+RMHead = Literal["compare", "answer_logits", "answer_sigmoid"]
+# Heads whose reward is a log-probability of the response being the answer (<= 0).
+ANSWER_HEADS: tuple[str, ...] = ("answer_logits", "answer_sigmoid")
 
 
 class FeedbackConfig(BaseModel):
@@ -133,7 +135,10 @@ class FeedbackConfig(BaseModel):
         "compare",
         description="compare: an MLP over the scene features, the response embedding and "
         "their product; answer_logits: logits over the vocabulary from the scene features, "
-        "the reward is the response's mean token log-likelihood (see feedback.reward_model).",
+        "the reward is the response's mean token log-likelihood under their softmax; "
+        "answer_sigmoid: the same logits, each word judged on its own (mean token "
+        "log-sigmoid), so a word no label has named stays at 1/2 instead of being pushed "
+        "down by every other word's win (see feedback.reward_model).",
     )
     rm_response_len: int = Field(8, ge=1, le=512, description="Response tokens the RM reads.")
     rm_checkpoint: str | None = Field(
@@ -179,7 +184,7 @@ class FeedbackConfig(BaseModel):
     rm_winner_weight: float = Field(
         0.0,
         ge=0.0,
-        description="answer_logits head only: weight of the strict winners' log-likelihood "
+        description="answer heads only: weight of the strict winners' log-likelihood "
         "in the RM loss (each winner's answer fitted as the answer to its scene; right for "
         "tasks with one best answer, such as vqa). 0 = preferences alone.",
     )
@@ -372,10 +377,11 @@ class FeedbackConfig(BaseModel):
                 self.rm_model_config()
             except ValueError as err:
                 raise ValueError(f"reward-model settings (rm_*) are invalid: {err}") from None
-        if self.rm_winner_weight > 0 and self.rm_head != "answer_logits":
+        if self.rm_winner_weight > 0 and self.rm_head not in ANSWER_HEADS:
             raise ValueError(
-                f"rm_winner_weight > 0 ({self.rm_winner_weight}) needs rm_head='answer_logits' "
-                f"(its reward is a log-likelihood), got rm_head={self.rm_head!r}"
+                f"rm_winner_weight > 0 ({self.rm_winner_weight}) needs an answer head, "
+                f"rm_head one of {ANSWER_HEADS} (their reward is a log-probability), got "
+                f"rm_head={self.rm_head!r}"
             )
         return self
 

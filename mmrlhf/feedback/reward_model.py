@@ -25,6 +25,23 @@ a strict winner is the demonstration loss `RewardModelTrainer` can add (`winner_
 Measured offline on vqa (docs/architecture.md), it and the policy's trunk are what carry
 1,000 preference labels to held-out colour-shape pairs.
 
+The `answer_sigmoid` head has the same logits but judges each word on its own::
+
+    reward = mean logit of the response's tokens (pads skipped): the log-odds that the
+             response is *a* right answer, P(right) = sigmoid(reward)
+
+Under the softmax every label that raises one word lowers all the others, so words that no
+label has named sink below words labelled wrong, and a policy that maximises the reward never
+tries them: online on vqa the policy settled on the five words its first labels named, and no
+label ever showed the other five as right. Under the sigmoid a word no label has named stays
+near even odds (its logit starts near 0), above the words labelled wrong: optimism about
+what the labels have not said, so the policy tries it and the queries ask. The reward is the
+log-odds, not log P(right): a log-sigmoid flattens out near 0, where Bradley-Terry could no
+longer push a wrong answer below a right one that both score near 1.
+
+`RewardModel.log_prob_right` reads any head's reward as log P(the response is right): the
+Bernoulli that marked ties, thumbs and the winner term are fitted with.
+
 `RewardEnsemble` holds N independent members; the reward is their mean and the uncertainty
 their standard deviation. `RewardModelSpec` is everything needed to rebuild the architecture
 (in an EnvRunner, or from a checkpoint); weights travel as a plain state dict of tensors.
@@ -42,7 +59,7 @@ from typing import Any, get_args
 import torch
 from torch import nn
 
-from mmrlhf.feedback.config import RMHead
+from mmrlhf.feedback.config import ANSWER_HEADS, RMHead
 from mmrlhf.feedback.samples import SampleTensors
 from mmrlhf.models.config import ModelConfig
 from mmrlhf.models.heads import mlp
@@ -69,7 +86,7 @@ class RewardModelSpec:
         vocab_size: Text vocabulary size (the env tokenizer's).
         model: `ModelConfig` fields for the encoders and fusion (`hidden_sizes` = head MLP).
         ensemble_size: Number of members N.
-        head: `compare` or `answer_logits` (see the module docstring).
+        head: `compare`, `answer_logits` or `answer_sigmoid` (see the module docstring).
     """
 
     image_size: int
@@ -117,7 +134,7 @@ class RewardModel(nn.Module):
         self.head_kind: RMHead = spec.head
         self.text_encoder, self.image_encoder, self.fusion = build_trunk(layout, cfg)
         features = self.fusion.output_dim
-        if spec.head == "answer_logits":
+        if spec.head in ANSWER_HEADS:
             self.answer_head = mlp(features, cfg.hidden_sizes, spec.vocab_size, out_gain=0.01)
         else:
             self.context = mlp(features, cfg.hidden_sizes, cfg.embed_dim, out_gain=1.0)
@@ -135,8 +152,12 @@ class RewardModel(nn.Module):
 
     def score(self, features: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
         """Rewards (B,) of responses (B, R) to scenes with these `features`."""
-        if self.head_kind == "answer_logits":
-            log_probs = torch.log_softmax(self.answer_head(features), dim=-1)
+        if self.head_kind in ANSWER_HEADS:
+            logits = self.answer_head(features)
+            if self.head_kind == "answer_logits":
+                log_probs = torch.log_softmax(logits, dim=-1)
+            else:
+                log_probs = logits  # each word's log-odds, on its own
             ids = response.long()
             mask = ids != PAD_ID
             # An empty response is scored as the pad token, like any other answer; averaging
@@ -147,6 +168,13 @@ class RewardModel(nn.Module):
         answer = self.text_encoder(response.long()).pooled
         context = self.context(features)
         return self.head(torch.cat([features, answer, context * answer], dim=-1)).squeeze(-1)
+
+    def log_prob_right(self, reward: torch.Tensor) -> torch.Tensor:
+        """log P(the response is right) for rewards of this head: the reward itself for
+        `answer_logits` (a log-likelihood), its log-sigmoid for the others (log-odds)."""
+        if self.head_kind == "answer_logits":
+            return reward
+        return nn.functional.logsigmoid(reward)
 
     def embeddings(
         self, image: torch.Tensor, prompt: torch.Tensor

@@ -3,7 +3,8 @@
 Labels of every kind (preference, ranking, rating, binary) live in one list and are mixed in
 each minibatch; each kind's loss from `mmrlhf.feedback.losses` is weighted by its share of the
 minibatch. A tie marked "both bad" or "both good" also judges each of its episodes on its own,
-with the binary loss (read as a log-probability's Bernoulli for the answer_logits head). Every
+with the binary loss (read as a log-probability's Bernoulli for the answer_logits head,
+as log-odds for the others). Every
 member draws its own minibatches with replacement (a bootstrap, as in Christiano et al. 2017),
 so members disagree where the labels leave the reward open, which is what active query
 selection looks for.
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmrlhf.feedback.config import ANSWER_HEADS
 from mmrlhf.feedback.losses import (
     PAD_RANK,
     binary_loss,
@@ -75,11 +77,13 @@ class TrainerSettings:
         settle_epochs: Passes over an unchanged label set that `settled` asks for: training
             goes on without new labels until the set has had this many since it last changed
             (a refit's passes count). None = train only when labels arrive.
-        winner_weight: Weight of the demonstration term: minus the reward of every strict
-            winner in the minibatch (the preferred episode of a pair, the single best of a
-            ranking). Only for the `answer_logits` head, whose reward is the response's
-            log-likelihood: the term then fits the winners' answers as the answers to their
-            scenes, against every other answer the head can give, not just the one they beat.
+        winner_weight: Weight of the demonstration term: minus log P(right)
+            (`RewardModel.log_prob_right`) of every strict winner in the minibatch (the
+            preferred episode of a pair, the single best of a ranking). Only for the answer
+            heads: with `answer_logits` (reward = the response's log-likelihood) the term
+            fits the winners' answers as the answers to their scenes, against every other
+            answer the head can give, not just the one they beat; with `answer_sigmoid` it
+            raises the winner's own odds only.
             Right where one answer is the best (vqa, retrieval); a bias where answers are
             graded on a scale. 0 = off.
     """
@@ -125,10 +129,11 @@ class RewardModelTrainer:
     def __init__(self, ensemble: RewardEnsemble, settings: TrainerSettings | None = None) -> None:
         self.ensemble = ensemble
         self.settings = settings or TrainerSettings()
-        if self.settings.winner_weight > 0 and ensemble.spec.head != "answer_logits":
+        if self.settings.winner_weight > 0 and ensemble.spec.head not in ANSWER_HEADS:
             raise ValueError(
-                f"winner_weight > 0 needs the reward model's answer_logits head (its reward is "
-                f"a log-likelihood); this ensemble has the {ensemble.spec.head!r} head"
+                f"winner_weight > 0 needs one of the reward model's answer heads {ANSWER_HEADS} "
+                f"(their reward is a log-probability); this ensemble has the "
+                f"{ensemble.spec.head!r} head"
             )
         self.samples: dict[str, EpisodeSample] = {}
         self.labels: list[RLHFLabel] = []
@@ -380,14 +385,18 @@ class RewardModelTrainer:
         judged += [o for lab in labels for o in absolute_outcomes(lab)]
         if judged:
             y = torch.tensor([float(good) for _, good in judged], dtype=r.dtype)
-            # The answer head's reward is a log-probability: read it as one.
-            judge = log_prob_binary_loss if member.head_kind == "answer_logits" else binary_loss
-            parts.append((judge(r[[index[e] for e, _ in judged]], y), len(judged)))
+            rj = r[[index[e] for e, _ in judged]]
+            # The answer_logits head's reward is a log-probability: read it as one.
+            if member.head_kind == "answer_logits":
+                parts.append((log_prob_binary_loss(rj, y), len(judged)))
+            else:
+                parts.append((binary_loss(rj, y), len(judged)))
         total = sum(n for _, n in parts)
         out = sum((loss * (n / total) for loss, n in parts), torch.zeros(()))
         winners = strict_winners(labels) if self.settings.winner_weight > 0 else []
         if winners:
-            out = out - self.settings.winner_weight * r[[index[w] for w in winners]].mean()
+            won = member.log_prob_right(r[[index[w] for w in winners]])
+            out = out - self.settings.winner_weight * won.mean()
         return out
 
 

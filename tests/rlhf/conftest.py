@@ -49,8 +49,19 @@ def tiny_spec(tiny_config: FeedbackConfig) -> RewardModelSpec:
     return make_spec(tiny_config, image_size=IMAGE, prompt_len=PROMPT_LEN, vocab_size=VOCAB)
 
 
+def answer_head_spec(head: str) -> RewardModelSpec:
+    """The tiny spec with one of the answer heads."""
+    cfg = FeedbackConfig(enabled=True, source="reward_model", rm_head=head, **TINY_RM)
+    return make_spec(cfg, image_size=IMAGE, prompt_len=PROMPT_LEN, vocab_size=VOCAB)
+
+
 @pytest.fixture
 def answer_spec() -> RewardModelSpec:
     """The tiny spec with the answer_logits head."""
-    cfg = FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_logits", **TINY_RM)
-    return make_spec(cfg, image_size=IMAGE, prompt_len=PROMPT_LEN, vocab_size=VOCAB)
+    return answer_head_spec("answer_logits")
+
+
+@pytest.fixture
+def sigmoid_spec() -> RewardModelSpec:
+    """The tiny spec with the answer_sigmoid head."""
+    return answer_head_spec("answer_sigmoid")

@@ -1,7 +1,9 @@
-"""The `answer_logits` reward head and the strict winners' demonstration term."""
+"""The answer reward heads (`answer_logits`, `answer_sigmoid`) and the strict winners'
+demonstration term."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +95,7 @@ def test_the_winner_term_adds_minus_the_winners_mean_reward(
 
 
 def test_the_winner_term_needs_the_answer_head(tiny_spec: RewardModelSpec) -> None:
-    with pytest.raises(ValueError, match="answer_logits head"):
+    with pytest.raises(ValueError, match="answer heads"):
         RewardModelTrainer(RewardEnsemble(tiny_spec), TrainerSettings(winner_weight=1.0))
     with pytest.raises(ValueError, match="rm_winner_weight"):
         FeedbackConfig(source="reward_model", rm_winner_weight=1.0)
@@ -118,3 +120,50 @@ def test_the_winner_term_teaches_the_answer_to_a_scene(answer_spec: RewardModelS
     r = trainer.rewards([samples[k] for k in ("3", "5", "7", "8")]).mean(0).numpy()
     assert np.all(r[:2, None] > r[None, 2:]), r
     assert np.exp(r[:2]).sum() > 0.9  # the winners hold most of the probability
+
+
+def test_the_sigmoid_head_scores_each_token_on_its_own(sigmoid_spec: RewardModelSpec) -> None:
+    """The reward is the mean log-odds of the response's tokens, read as log P(right) through
+    a log-sigmoid."""
+    member = RewardEnsemble(sigmoid_spec, seed=0).members[0].eval()
+    batch = stack_samples([make_sample("a", seed=1)] * 3)
+    batch.response[0] = torch.tensor([3, 0])
+    batch.response[1] = torch.tensor([3, 7])
+    batch.response[2] = torch.tensor([0, 0])
+    with torch.no_grad():
+        logits = member.answer_head(member.features(batch.image, batch.prompt))
+        r = member(batch.image, batch.prompt, batch.response)
+        log_p = member.log_prob_right(r)
+    assert r[0] == pytest.approx(float(logits[0, 3]), abs=1e-6)
+    assert r[1] == pytest.approx(float(logits[1, 3] + logits[1, 7]) / 2, abs=1e-6)
+    assert r[2] == pytest.approx(float(logits[2, 0]), abs=1e-6)
+    expected = [math.log(1.0 / (1.0 + math.exp(-float(x)))) for x in r]
+    assert log_p.numpy() == pytest.approx(expected, abs=1e-6)
+    # an untrained head starts every word near even odds, not near 1/vocabulary
+    assert np.allclose(r.numpy(), 0.0, atol=0.1)
+    cfg = FeedbackConfig(source="reward_model", rm_head="answer_sigmoid", rm_winner_weight=1.0)
+    assert trainer_settings(cfg).winner_weight == 1.0
+
+
+def test_the_sigmoid_head_leaves_unnamed_answers_above_the_wrong_ones(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    """One scene: 3 beats 4, 5 beats 6, and a tie says 4 and 6 are both bad. Answers no label
+    names (7, 8) stay near probability 1/2: below the winners, above the losers, so a policy
+    that maximises the reward still tries them before it repeats a known mistake."""
+    torch.manual_seed(0)
+    samples = {f"{r}": make_sample(f"{r}", seed=0, response=r) for r in (3, 4, 5, 6, 7, 8)}
+    labels = [
+        PreferenceLabel("3", "4", 1.0),
+        PreferenceLabel("6", "5", 0.0),
+        PreferenceLabel("4", "6", 0.5, tie="both_bad"),
+    ]
+    settings = TrainerSettings(winner_weight=1.0, min_steps=200, batch_size=3, lr=3e-3)
+    trainer = RewardModelTrainer(RewardEnsemble(sigmoid_spec, seed=0), settings)
+    trainer.add_labels(labels, samples)
+    trainer.train()
+    r = trainer.rewards([samples[k] for k in ("3", "5", "7", "8", "4", "6")]).mean(0).numpy()
+    winners, unnamed, losers = (1.0 / (1.0 + np.exp(-x)) for x in (r[:2], r[2:4], r[4:]))
+    assert winners.min() > 0.9, r
+    assert losers.max() < 0.1, r
+    assert np.all(np.abs(unnamed - 0.5) < 0.25), r

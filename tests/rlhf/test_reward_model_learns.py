@@ -21,17 +21,21 @@ from mmrlhf.feedback.rm_trainer import RewardModelTrainer
 ENV = {"task": "vqa", "image_size": 32, "num_objects": 2, "question_types": ("color", "shape")}
 
 
+# Head settings and training rounds: the sigmoid head, which does not push every other answer
+# down with each winner, needs a round more to separate right from wrong answers.
 HEADS = {
-    "compare": {},
-    "answer_logits": {"rm_head": "answer_logits", "rm_winner_weight": 1.0},
+    "compare": ({}, 2),
+    "answer_logits": ({"rm_head": "answer_logits", "rm_winner_weight": 1.0}, 2),
+    "answer_sigmoid": ({"rm_head": "answer_sigmoid", "rm_winner_weight": 1.0}, 3),
 }
 
 
 @pytest.mark.parametrize("head", list(HEADS))
 def test_reward_model_ranks_held_out_vqa_pairs(head: str) -> None:
     torch.set_num_threads(1)
+    settings, rounds = HEADS[head]
     cfg = FeedbackConfig(
-        source="reward_model", rm_ensemble=2, rm_epochs=5, rm_min_steps=1, **HEADS[head]
+        source="reward_model", rm_ensemble=2, rm_epochs=5, rm_min_steps=1, **settings
     )
     train_samples, train_labels = oracle_pairs(ENV, 300, seed=1)
     test_samples, test_labels = oracle_pairs(ENV, 300, seed=2)
@@ -41,7 +45,7 @@ def test_reward_model_ranks_held_out_vqa_pairs(head: str) -> None:
     trainer = RewardModelTrainer(RewardEnsemble(spec, seed=0), trainer_settings(cfg))
     before = trainer.add_labels(train_labels, {s.episode_id: s for s in train_samples})
     assert before["added"] == 300 and 0.3 < before["accuracy"] < 0.7  # untrained: chance
-    for _ in range(2):
+    for _ in range(rounds):
         trainer.train()
     held_out = RewardModelTrainer(trainer.ensemble)
     held_out.samples = {s.episode_id: s for s in test_samples}
