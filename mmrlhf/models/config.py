@@ -113,6 +113,9 @@ class ModelConfig(BaseModel):
             image and text embeddings (needs ``MultimodalPPOLearner``); 0 switches it off.
         contrastive_temperature: InfoNCE temperature.
         hidden_sizes: Hidden layer widths of the policy and the value heads.
+        policy_floor: Share of a uniform distribution mixed into the policy's (every action
+            keeps at least ``policy_floor / num_actions``; greedy actions unchanged; see
+            ``heads.PolicyValueHeads``). 0 = off.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -140,6 +143,7 @@ class ModelConfig(BaseModel):
     contrastive_weight: float = Field(0.0, ge=0.0)
     contrastive_temperature: float = Field(0.1, gt=0.0)
     hidden_sizes: tuple[int, ...] = (64,)
+    policy_floor: float = Field(0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> ModelConfig:

@@ -117,8 +117,9 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
             )
             value_in = fusion.output_dim
         self.output = PolicyValueHeads(
-            self.fusion.output_dim, value_in, int(self.action_space.n), cfg.hidden_sizes
-        )
+            self.fusion.output_dim, value_in, int(self.action_space.n), cfg.hidden_sizes,
+            floor=cfg.policy_floor,
+        )  # fmt: skip
         self._log_sizes()
 
     def _build_trunk(self) -> tuple[Encoder, Encoder, Fusion]:
