@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mmrlhf.models.config import ModelConfig
 
 # How queries are chosen (see feedback/queries.py).
-QueryMode = Literal["random", "active", "optimistic"]
+QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
@@ -192,10 +192,16 @@ class FeedbackConfig(BaseModel):
     # RLHF: queries and the simulated preference rater.
     query_mode: QueryMode = Field(
         "active",
-        description="random; active (largest ensemble disagreement); or optimistic (holds "
+        description="random; active (largest ensemble disagreement); optimistic (holds "
         "the episode with the highest ensemble mean + std: fewer ties while the policy is "
-        "weak).",
+        "weak); or novel (the prompt's least-judged response against its most promising "
+        "others: asks about answers the policy gives rarely).",
     )
+    query_novelty: float = Field(
+        1.0, ge=0.0,
+        description="Novel mode: weight of 1 / sqrt(1 + judged) against the z-scored upper "
+        "bound when choosing a query's challenger (feedback.queries.novel_queries).",
+    )  # fmt: skip
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
     query_decay: float = Field(0.0, ge=0.0, description="Per-iteration decay of queries.")
@@ -252,6 +258,14 @@ class FeedbackConfig(BaseModel):
         "mean/std after a new version.",
     )
     rm_reward_clip: float = Field(5.0, gt=0.0, description="Clip normalised rewards to +-this.")
+    rm_novelty_bonus: float = Field(
+        0.0,
+        ge=0.0,
+        description="Exploration bonus scale / sqrt(1 + n) added to each normalised reward, n "
+        "the labelled episodes that gave the same response to the same prompt, while label "
+        "budget remains (answers no label has judged keep being tried; feedback.novelty). "
+        "0 = off.",
+    )
     rm_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for the RM hub actor.")
     rm_save_dir: str | None = Field(
         None, description="Save every published reward model here (latest overwrites)."

@@ -14,6 +14,13 @@
     the episode most likely to be right is more often a strict preference, and it checks the
     model where the policy will push: its favourite answers.
 
+  - `novel`: challenger queries. Each pairs an answer the labels have rarely judged for its
+    prompt (counts by `feedback.novelty.judgement_key`), unless the model is sure it is worse
+    than the rest, with the answers to that prompt the model would bet on. Queries
+    built around the policy's favourite answers never ask about an answer the policy gives
+    rarely, so a right answer it has nearly dropped is never shown right; a challenger
+    query asks about exactly those, against the answer the reward model would bet on.
+
   By default (`rank="group"`) candidates compete only with candidates of their own prompt:
   each query's prompt is drawn as `random` draws it, then the best candidate of that prompt
   is taken, so the labels' question mix follows the episodes'. Ranked all together
@@ -29,13 +36,14 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import get_args
 
 import numpy as np
 
 from mmrlhf.feedback.config import QueryGroup, QueryMode, QueryRank
+from mmrlhf.feedback.novelty import judgement_key
 from mmrlhf.feedback.samples import EpisodeSample
 
 logger = logging.getLogger(__name__)
@@ -199,6 +207,8 @@ def select_queries(
     group: QueryGroup = "prompt",
     exclude: Collection[str] = (),
     rank: QueryRank = "group",
+    judged: Mapping[str, int] | None = None,
+    novelty: float = 1.0,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -206,7 +216,8 @@ def select_queries(
         samples: The pool to choose from.
         n: Queries wanted (fewer when the pool is small).
         k: Episodes per query (2 = pairwise preference, more = ranking).
-        mode: `random`, `active` or `optimistic` (the last two need `score_fn`).
+        mode: `random`, `active`, `optimistic` or `novel` (all but `random` need
+            `score_fn`; `novel` also `judged`).
         rng: Randomness for the candidates.
         score_fn: Member rewards of samples, shape (N, B) (active and optimistic modes).
         candidates: Active and optimistic modes draw `candidates * n` candidate queries.
@@ -216,11 +227,18 @@ def select_queries(
         rank: Active and optimistic modes: `group` ranks candidates within their prompt
             (the prompt drawn as random mode draws it), `pool` all together (see the module
             docstring).
+        judged: Novel mode: labelled episodes per `novelty.judgement_key` so far.
+        novelty: Novel mode: weight of the novelty term (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
     if rank not in QUERY_RANKS:
         raise ValueError(f"query rank must be one of {QUERY_RANKS}, got {rank!r}")
+    if mode == "novel" and score_fn is not None:
+        return novel_queries(
+            samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
+            novelty=novelty, exclude=exclude,
+        )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
             samples, n, k=k, rng=rng, group=group, exclude=exclude
@@ -274,3 +292,76 @@ def best_per_drawn_group(
         g = names[int(rng.choice(len(names), p=left / left.sum()))]
         chosen.append(by_group[g].pop(0))
     return chosen
+
+
+def novel_queries(
+    samples: Sequence[EpisodeSample],
+    n: int,
+    *,
+    k: int,
+    rng: np.random.Generator,
+    score_fn: ScoreFn,
+    judged: Mapping[str, int],
+    novelty: float = 1.0,
+    scan: int = 256,
+    exclude: Collection[str] = (),
+) -> list[list[EpisodeSample]]:
+    """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
+
+    For each query a prompt is drawn in proportion to its unused episodes (among prompts
+    whose episodes hold at least k different responses) and up to `scan` of them are scored.
+    The challenger is the episode with the highest
+
+        min(0, z) + novelty / sqrt(1 + m),
+
+    z its upper bound (`upper_bound`) z-scored within the prompt's scanned episodes, m the
+    labelled episodes with its prompt and response: an answer the labels have rarely
+    judged, unless the reward model is sure it is worse than the others (answers of the
+    wrong kind, which a policy with a probability floor still gives). Only a low bound
+    counts against it; a high one does not count for it, or the model's favourite, which
+    the labels have checked most, would be its own challenger. The other k - 1
+    are the highest upper bounds among the rest with other responses: the answers the model
+    would bet on. An episode is used once; a challenger's response counts as judged once
+    more for the rest of the round, so one round does not ask about one new answer again
+    and again.
+    """
+    if k < 2:
+        raise ValueError(f"a query needs k >= 2 episodes, got {k}")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, sample in enumerate(samples):
+        if sample.episode_id not in exclude:
+            groups[sample.prompt_key].append(i)
+    counts = dict(judged)
+    used: set[int] = set()
+    out: list[list[EpisodeSample]] = []
+    while len(out) < n:
+        free = {g: [i for i in idx if i not in used] for g, idx in groups.items()}
+        ready = [g for g, idx in free.items() if len({samples[i].response_key for i in idx}) >= k]
+        if not ready:
+            break
+        sizes = np.array([len(free[g]) for g in ready], dtype=float)
+        members = free[ready[int(rng.choice(len(ready), p=sizes / sizes.sum()))]]
+        if len(members) > scan:
+            members = [members[int(j)] for j in rng.choice(len(members), scan, replace=False)]
+        scores = np.asarray(score_fn([samples[i] for i in members]))
+        bounds = scores.mean(axis=0) + scores.std(axis=0)
+        spread = float(bounds.std())
+        z = (bounds - bounds.mean()) / spread if spread > 0 else np.zeros_like(bounds)
+        seen = np.array([counts.get(judgement_key(samples[i]), 0) for i in members], dtype=float)
+        value = np.minimum(z, 0.0) + novelty / np.sqrt(1.0 + seen)
+        challenger = int(np.argmax(value))
+        chosen = [challenger]
+        for j in np.argsort(-bounds, kind="stable"):
+            if len(chosen) == k:
+                break
+            responses = {samples[members[c]].response_key for c in chosen}
+            if samples[members[int(j)]].response_key not in responses:
+                chosen.append(int(j))
+        if len(chosen) < k:  # the scanned episodes hold too few different responses
+            used.add(members[challenger])
+            continue
+        used.update(members[c] for c in chosen)
+        key = judgement_key(samples[members[challenger]])
+        counts[key] = counts.get(key, 0) + 1
+        out.append([samples[members[c]] for c in chosen])
+    return out

@@ -52,7 +52,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
@@ -291,6 +291,10 @@ class PublishedRewardModel:
         norm_std: Its standard deviation (> 0).
         labels: Labels the model was trained on.
         pretrain_steps: Contrastive steps the model had (see `RewardModelTrainer.pretrain`).
+        novelty_scale: Scale of the exploration bonus EnvRunners add to each reward
+            (`feedback.novelty`; 0 = none).
+        judged: Labelled episodes per `novelty.judgement_key` (prompt and response), for
+            that bonus.
     """
 
     version: int
@@ -300,6 +304,8 @@ class PublishedRewardModel:
     norm_std: float = 1.0
     labels: int = 0
     pretrain_steps: int = 0
+    novelty_scale: float = 0.0
+    judged: Mapping[str, int] = field(default_factory=dict)
 
     def build(self) -> RewardEnsemble:
         """A fresh ensemble with these weights, in eval mode."""

@@ -5,6 +5,10 @@ mean/std and clipped: `clip((r - mean) / std, -clip, clip)`. When a new version 
 running statistics restart from the hub's statistics for that version (mean/std on recent
 episodes) with a pseudo-count of `prior_count`, so the first episodes after a switch are
 already on the right scale, and then follow this runner's own episodes.
+
+While the hub asks for one, an exploration bonus is added after clipping:
+`novelty_scale / sqrt(1 + n)`, n the labelled episodes with this prompt and response
+(`feedback.novelty`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from mmrlhf.feedback.novelty import judgement_key, novelty_bonus
 from mmrlhf.feedback.reward_model import PublishedRewardModel, RewardEnsemble
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
 
@@ -69,6 +74,8 @@ class RewardScorer:
         self.version = 0
         self.ensemble: RewardEnsemble | None = None
         self.stats = RunningMeanStd()
+        self.novelty_scale = 0.0
+        self.judged: dict[str, int] = {}
 
     @property
     def ready(self) -> bool:
@@ -84,12 +91,21 @@ class RewardScorer:
         else:
             self.ensemble.load_state_dict(published.state_dict)
         self.version = published.version
+        self.novelty_scale = published.novelty_scale
+        self.judged = dict(published.judged)
         self.stats.reset(published.norm_mean, published.norm_std, self.prior_count)
         logger.debug("loaded reward model v%d", published.version)
         return True
 
+    def bonus(self, sample: EpisodeSample) -> float:
+        """The exploration bonus of one episode (0 when the hub asks for none)."""
+        if self.novelty_scale <= 0.0:
+            return 0.0
+        return novelty_bonus(self.novelty_scale, self.judged.get(judgement_key(sample), 0))
+
     def score(self, sample: EpisodeSample) -> tuple[float, float, float]:
-        """(normalised reward, raw ensemble mean, ensemble std) of one episode.
+        """(normalised reward plus exploration bonus, raw ensemble mean, ensemble std) of one
+        episode.
 
         Raises:
             RuntimeError: If no reward model is loaded yet.
@@ -99,4 +115,4 @@ class RewardScorer:
         mean, std = self.ensemble.predict(stack_samples([sample]))
         raw = float(mean[0])
         self.stats.update(raw)
-        return self.stats.normalize(raw, self.clip), raw, float(std[0])
+        return self.stats.normalize(raw, self.clip) + self.bonus(sample), raw, float(std[0])

@@ -1,0 +1,68 @@
+"""Count-based exploration over what the labels have judged: a bonus for untried answers.
+
+A reward model can only learn that an answer is right from a label that shows it right, and
+a label can only show an answer the policy gave. On vqa the policy settled on the five words
+its first labels liked; words that an early label happened to call wrong (a random policy's
+"red" to a question about a blue object) kept a low reward everywhere, the policy stopped
+giving them, and no later label could show them right: 1,000 labels, five of ten words
+covered, greedy accuracy capped near 0.5 (docs/architecture.md).
+
+The cure is the classic one for exploration in a table of choices (count-based bonuses, as
+in MBIE-EB): while labels can still come, add to an episode's reward
+
+    bonus = scale / sqrt(1 + n)
+
+where n is how many labelled episodes gave this same response to this same prompt. An
+answer the labels have judged often gets almost nothing; one they have never judged gets
+`scale`, so the policy keeps trying it until the labels have said what it is worth. The
+counts are exact-match: where responses rarely repeat (free text), every response is new,
+the bonus is the same for all and changes nothing.
+
+The hub (`feedback.rlhf.RLHFState`) keeps the counts and publishes them with each reward
+model, and sets the scale to 0 once the label budget is spent (exploring for labels that
+cannot come only costs reward); the EnvRunners' `RewardScorer` adds the bonus.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from mmrlhf.feedback.preferences import RLHFLabel
+from mmrlhf.feedback.samples import EpisodeSample
+
+
+def judgement_key(sample: EpisodeSample) -> str:
+    """What the counts are kept by: the prompt and the response (token ids)."""
+    return f"{sample.prompt_key}:{sample.response_key}"
+
+
+def novelty_bonus(scale: float, judged: int) -> float:
+    """`scale / sqrt(1 + judged)`: the bonus of a response judged `judged` times."""
+    if judged < 0:
+        raise ValueError(f"a judgement count is >= 0, got {judged}")
+    return scale / math.sqrt(1.0 + judged)
+
+
+class JudgedCounts:
+    """How many labelled episodes gave each (prompt, response), from every label added."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add(self, labels: Iterable[RLHFLabel], samples: Mapping[str, EpisodeSample]) -> None:
+        """Count each episode every label names.
+
+        Raises:
+            KeyError: A label names an episode `samples` does not hold.
+        """
+        for label in labels:
+            for episode in label.episode_ids:
+                if episode not in samples:
+                    raise KeyError(f"label names episode {episode!r}, which samples do not hold")
+                self.counts[judgement_key(samples[episode])] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """A plain copy, to publish."""
+        return dict(self.counts)
