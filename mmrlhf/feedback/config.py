@@ -262,9 +262,8 @@ class FeedbackConfig(BaseModel):
         0.0,
         ge=0.0,
         description="Exploration bonus scale / sqrt(1 + n) added to each normalised reward, n "
-        "the labelled episodes that gave the same response to the same prompt, while label "
-        "budget remains (answers no label has judged keep being tried; feedback.novelty). "
-        "0 = off.",
+        "the labelled episodes that gave the same response, while label budget remains "
+        "(answers no label has judged keep being tried; feedback.novelty). 0 = off.",
     )
     rm_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for the RM hub actor.")
     rm_save_dir: str | None = Field(

@@ -12,11 +12,14 @@ in MBIE-EB): while labels can still come, add to an episode's reward
 
     bonus = scale / sqrt(1 + n)
 
-where n is how many labelled episodes gave this same response to this same prompt. An
-answer the labels have judged often gets almost nothing; one they have never judged gets
-`scale`, so the policy keeps trying it until the labels have said what it is worth. The
-counts are exact-match: where responses rarely repeat (free text), every response is new,
-the bonus is the same for all and changes nothing.
+where n is how many labelled episodes gave this same response (to any prompt). An answer
+the labels have judged often gets almost nothing; one they have never judged gets `scale`,
+so the policy keeps trying it until the labels have said what it is worth. The counts are
+exact-match: where responses rarely repeat (free text), every response is new, the bonus is
+the same for all and changes nothing. They are kept per response, not per prompt and
+response: counted per prompt, each of the 18 answers of the wrong kind (positions, numbers)
+was new again on each of vqa's 10 prompts, and challenger queries spent a third of the
+labels ruling them out one prompt at a time.
 
 The hub (`feedback.rlhf.RLHFState`) keeps the counts and publishes them with each reward
 model, and sets the scale to 0 once the label budget is spent (exploring for labels that
@@ -34,8 +37,8 @@ from mmrlhf.feedback.samples import EpisodeSample
 
 
 def judgement_key(sample: EpisodeSample) -> str:
-    """What the counts are kept by: the prompt and the response (token ids)."""
-    return f"{sample.prompt_key}:{sample.response_key}"
+    """What the counts are kept by: the response (its token ids)."""
+    return sample.response_key
 
 
 def novelty_bonus(scale: float, judged: int) -> float:
@@ -46,7 +49,7 @@ def novelty_bonus(scale: float, judged: int) -> float:
 
 
 class JudgedCounts:
-    """How many labelled episodes gave each (prompt, response), from every label added."""
+    """How many labelled episodes gave each response, from every label added."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()

@@ -14,9 +14,9 @@
     the episode most likely to be right is more often a strict preference, and it checks the
     model where the policy will push: its favourite answers.
 
-  - `novel`: challenger queries. Each pairs an answer the labels have rarely judged for its
-    prompt (counts by `feedback.novelty.judgement_key`), unless the model is sure it is worse
-    than the rest, with the answers to that prompt the model would bet on. Queries
+  - `novel`: challenger queries. Each pairs an answer the labels have rarely judged (counts
+    by `feedback.novelty.judgement_key`), unless the model is sure it is worse than the rest,
+    with the answers to the same prompt the model would bet on. Queries
     built around the policy's favourite answers never ask about an answer the policy gives
     rarely, so a right answer it has nearly dropped is never shown right; a challenger
     query asks about exactly those, against the answer the reward model would bet on.
@@ -315,13 +315,13 @@ def novel_queries(
         min(0, z) + novelty / sqrt(1 + m),
 
     z its upper bound (`upper_bound`) z-scored within the prompt's scanned episodes, m the
-    labelled episodes with its prompt and response: an answer the labels have rarely
-    judged, unless the reward model is sure it is worse than the others (answers of the
-    wrong kind, which a policy with a probability floor still gives). Only a low bound
+    labelled episodes with its response (`novelty.judgement_key`): an answer the labels have
+    rarely judged, unless the reward model is sure it is worse than the others (answers of
+    the wrong kind, which a policy with a probability floor still gives). Only a low bound
     counts against it; a high one does not count for it, or the model's favourite, which
-    the labels have checked most, would be its own challenger. The other k - 1
-    are the highest upper bounds among the rest with other responses: the answers the model
-    would bet on. An episode is used once; a challenger's response counts as judged once
+    the labels have checked most, would be its own challenger. The other k - 1 are the
+    highest upper bounds among the rest with other responses: the answers the model would
+    bet on. An episode is used once; a challenger's response counts as judged once
     more for the rest of the round, so one round does not ask about one new answer again
     and again.
     """

@@ -293,7 +293,7 @@ class PublishedRewardModel:
         pretrain_steps: Contrastive steps the model had (see `RewardModelTrainer.pretrain`).
         novelty_scale: Scale of the exploration bonus EnvRunners add to each reward
             (`feedback.novelty`; 0 = none).
-        judged: Labelled episodes per `novelty.judgement_key` (prompt and response), for
+        judged: Labelled episodes per `novelty.judgement_key` (the response), for
             that bonus.
     """
 

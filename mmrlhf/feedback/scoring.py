@@ -7,7 +7,7 @@ episodes) with a pseudo-count of `prior_count`, so the first episodes after a sw
 already on the right scale, and then follow this runner's own episodes.
 
 While the hub asks for one, an exploration bonus is added after clipping:
-`novelty_scale / sqrt(1 + n)`, n the labelled episodes with this prompt and response
+`novelty_scale / sqrt(1 + n)`, n the labelled episodes with this response
 (`feedback.novelty`).
 """
 

@@ -16,14 +16,14 @@ from mmrlhf.feedback.scoring import RewardScorer
 from tests.rlhf.conftest import TINY_RM, make_sample
 
 
-def test_counts_are_kept_per_prompt_and_response() -> None:
-    a, b = make_sample("a", response=3), make_sample("b", seed=1, response=3)
-    other_prompt = make_sample("c", prompt=2, response=3)
+def test_counts_are_kept_per_response() -> None:
+    a, b = make_sample("a", response=3), make_sample("b", seed=1, prompt=2, response=3)
+    other = make_sample("c", response=4)
     counts = JudgedCounts()
     counts.add([PreferenceLabel("a", "c", 1.0), BinaryLabel("b", True)],
-               {"a": a, "b": b, "c": other_prompt})  # fmt: skip
-    # a and b: same prompt and answer (different images) share one count
-    assert counts.snapshot() == {judgement_key(a): 2, judgement_key(other_prompt): 1}
+               {"a": a, "b": b, "c": other})  # fmt: skip
+    # a and b: the same answer (to different prompts, on different images) share one count
+    assert counts.snapshot() == {judgement_key(a): 2, judgement_key(other): 1}
     with pytest.raises(KeyError, match="zz"):
         counts.add([BinaryLabel("zz", True)], {})
     assert novelty_bonus(2.0, 0) == 2.0
