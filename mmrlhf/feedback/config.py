@@ -194,14 +194,13 @@ class FeedbackConfig(BaseModel):
         "active",
         description="random; active (largest ensemble disagreement); optimistic (holds "
         "the episode with the highest ensemble mean + std: fewer ties while the policy is "
-        "weak); or novel (an answer rarely shown right, against the prompt's most promising "
+        "weak); or novel (the prompt's least-judged response against its most promising "
         "others: asks about answers the policy gives rarely).",
     )
     query_novelty: float = Field(
         1.0, ge=0.0,
-        description="Novel mode: weight of 1 / sqrt(1 + times shown right) against the "
-        "z-scored upper bound when choosing a query's challenger "
-        "(feedback.queries.novel_queries).",
+        description="Novel mode: weight of 1 / sqrt(1 + judged) against the z-scored upper "
+        "bound when choosing a query's challenger (feedback.queries.novel_queries).",
     )  # fmt: skip
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
@@ -263,8 +262,8 @@ class FeedbackConfig(BaseModel):
         0.0,
         ge=0.0,
         description="Exploration bonus scale / sqrt(1 + n) added to each normalised reward, n "
-        "the labelled episodes that showed the same response right, while budget remains "
-        "(answers no label has shown right keep being tried; feedback.novelty). 0 = off.",
+        "the labelled episodes that gave the same response, while label budget remains "
+        "(answers no label has judged keep being tried; feedback.novelty). 0 = off.",
     )
     rm_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for the RM hub actor.")
     rm_save_dir: str | None = Field(

@@ -76,13 +76,6 @@ class LabelCoverage:
         }
 
 
-def good_episodes(labels: Sequence[RLHFLabel]) -> list[str]:
-    """Episodes the labels judged good (see the module docstring), once per judgement."""
-    good = [label.episode for label in labels if isinstance(label, BinaryLabel) and label.positive]
-    good += [e for label in labels for e, is_good in absolute_outcomes(label) if is_good]
-    return good + strict_winners(labels)
-
-
 def label_coverage(
     labels: Sequence[RLHFLabel], samples: Mapping[str, EpisodeSample]
 ) -> LabelCoverage:
@@ -103,15 +96,15 @@ def label_coverage(
     for label in labels:
         for episode in label.episode_ids:
             shown[text(episode)] += 1
-        if isinstance(label, BinaryLabel) and not label.positive:
-            bad[text(label.episode)] += 1
+        if isinstance(label, BinaryLabel):
+            (good if label.positive else bad)[text(label.episode)] += 1
+            continue
         for episode, is_good in absolute_outcomes(label):
-            if not is_good:
-                bad[text(episode)] += 1
+            (good if is_good else bad)[text(episode)] += 1
         if isinstance(label, PreferenceLabel | RankingLabel):
             for episode in {worse for _, worse in pairwise_outcomes(label)}:
                 bad[text(episode)] += 1
-    for episode in good_episodes(labels):
+    for episode in strict_winners(labels):
         good[text(episode)] += 1
     rows = [ResponseCoverage(r, shown[r], good[r], bad[r]) for r in shown]
     rows.sort(key=lambda r: (-r.good, -r.shown, r.response))

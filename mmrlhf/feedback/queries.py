@@ -14,10 +14,10 @@
     the episode most likely to be right is more often a strict preference, and it checks the
     model where the policy will push: its favourite answers.
 
-  - `novel`: challenger queries. Each pairs an answer the labels have rarely shown right
-    (counts by `feedback.novelty.judgement_key`), unless the model is sure it is worse than
-    the rest, with the answers to the same prompt the model would bet on. Queries built
-    around the policy's favourite answers never ask about an answer the policy gives
+  - `novel`: challenger queries. Each pairs an answer the labels have rarely judged (counts
+    by `feedback.novelty.judgement_key`), unless the model is sure it is worse than the rest,
+    with the answers to the same prompt the model would bet on. Queries
+    built around the policy's favourite answers never ask about an answer the policy gives
     rarely, so a right answer it has nearly dropped is never shown right; a challenger
     query asks about exactly those, against the answer the reward model would bet on.
 
@@ -207,7 +207,7 @@ def select_queries(
     group: QueryGroup = "prompt",
     exclude: Collection[str] = (),
     rank: QueryRank = "group",
-    confirmed: Mapping[str, int] | None = None,
+    judged: Mapping[str, int] | None = None,
     novelty: float = 1.0,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
@@ -217,7 +217,7 @@ def select_queries(
         n: Queries wanted (fewer when the pool is small).
         k: Episodes per query (2 = pairwise preference, more = ranking).
         mode: `random`, `active`, `optimistic` or `novel` (all but `random` need
-            `score_fn`; `novel` also `confirmed`).
+            `score_fn`; `novel` also `judged`).
         rng: Randomness for the candidates.
         score_fn: Member rewards of samples, shape (N, B) (active and optimistic modes).
         candidates: Active and optimistic modes draw `candidates * n` candidate queries.
@@ -227,7 +227,7 @@ def select_queries(
         rank: Active and optimistic modes: `group` ranks candidates within their prompt
             (the prompt drawn as random mode draws it), `pool` all together (see the module
             docstring).
-        confirmed: Novel mode: episodes shown right so far per `novelty.judgement_key`.
+        judged: Novel mode: labelled episodes per `novelty.judgement_key` so far.
         novelty: Novel mode: weight of the novelty term (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
@@ -236,7 +236,7 @@ def select_queries(
         raise ValueError(f"query rank must be one of {QUERY_RANKS}, got {rank!r}")
     if mode == "novel" and score_fn is not None:
         return novel_queries(
-            samples, n, k=k, rng=rng, score_fn=score_fn, confirmed=confirmed or {},
+            samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
@@ -301,7 +301,7 @@ def novel_queries(
     k: int,
     rng: np.random.Generator,
     score_fn: ScoreFn,
-    confirmed: Mapping[str, int],
+    judged: Mapping[str, int],
     novelty: float = 1.0,
     scan: int = 256,
     exclude: Collection[str] = (),
@@ -315,15 +315,15 @@ def novel_queries(
         min(0, z) + novelty / sqrt(1 + m),
 
     z its upper bound (`upper_bound`) z-scored within the prompt's scanned episodes, m the
-    labelled episodes that showed its response right (`novelty.ConfirmedCounts`): an answer
-    the labels have rarely shown right, unless the reward model is sure it is worse than
-    the others (answers of the wrong kind, which a policy with a probability floor still
-    gives). Only a low bound counts against it; a high one does not count for it, or the
-    model's favourite, which the labels have checked most, would be its own challenger. The
-    other k - 1 are the highest upper bounds among the rest with other responses: the
-    answers the model would bet on. An episode is used once; a challenger's response counts
-    as shown right once more for the rest of the round, so one round does not ask about one
-    new answer again and again.
+    labelled episodes with its response (`novelty.judgement_key`): an answer the labels have
+    rarely judged, unless the reward model is sure it is worse than the others (answers of
+    the wrong kind, which a policy with a probability floor still gives). Only a low bound
+    counts against it; a high one does not count for it, or the model's favourite, which
+    the labels have checked most, would be its own challenger. The other k - 1 are the
+    highest upper bounds among the rest with other responses: the answers the model would
+    bet on. An episode is used once; a challenger's response counts as judged once
+    more for the rest of the round, so one round does not ask about one new answer again
+    and again.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
@@ -331,7 +331,7 @@ def novel_queries(
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
             groups[sample.prompt_key].append(i)
-    counts = dict(confirmed)
+    counts = dict(judged)
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:

@@ -293,7 +293,7 @@ class PublishedRewardModel:
         pretrain_steps: Contrastive steps the model had (see `RewardModelTrainer.pretrain`).
         novelty_scale: Scale of the exploration bonus EnvRunners add to each reward
             (`feedback.novelty`; 0 = none).
-        confirmed: Episodes shown right per `novelty.judgement_key` (the response), for
+        judged: Labelled episodes per `novelty.judgement_key` (the response), for
             that bonus.
     """
 
@@ -305,7 +305,7 @@ class PublishedRewardModel:
     labels: int = 0
     pretrain_steps: int = 0
     novelty_scale: float = 0.0
-    confirmed: Mapping[str, int] = field(default_factory=dict)
+    judged: Mapping[str, int] = field(default_factory=dict)
 
     def build(self) -> RewardEnsemble:
         """A fresh ensemble with these weights, in eval mode."""

@@ -41,7 +41,7 @@ from mmrlhf.feedback.budget import LabelBudget
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.human import HumanLabelBridge
 from mmrlhf.feedback.label_log import LabelLog
-from mmrlhf.feedback.novelty import ConfirmedCounts
+from mmrlhf.feedback.novelty import JudgedCounts
 from mmrlhf.feedback.preferences import (
     PreferenceLabel,
     PreferenceRater,
@@ -144,7 +144,7 @@ class RLHFState:
         self.last_train: dict[str, Any] = {}
         self.last_pretrain: dict[str, Any] = {}
         self.label_log = LabelLog(config.rm_label_log) if config.rm_label_log else None
-        self.confirmed = ConfirmedCounts()
+        self.judged = JudgedCounts()
         if config.rm_checkpoint:
             ensemble, meta = load_reward_model(config.rm_checkpoint)
             # Contrastive steps already in the loaded weights count toward rm_pretrain_steps.
@@ -273,7 +273,7 @@ class RLHFState:
             group=self.config.query_group,
             exclude=exclude,
             rank=self.config.query_rank,
-            confirmed=self.confirmed.counts,
+            judged=self.judged.counts,
             novelty=self.config.query_novelty,
         )
         labels: list[RLHFLabel] = []
@@ -345,7 +345,7 @@ class RLHFState:
             merged.update(found)
         labels = [label for label, _ in pending]
         before = self.trainer.add_labels(labels, merged)
-        self.confirmed.add(labels, merged)
+        self.judged.add(labels, merged)
         if self.label_log is not None:
             self.label_log.append(labels, merged)
         if before["pairs"]:
@@ -393,7 +393,7 @@ class RLHFState:
             pretrain_steps=self.trainer.pretrain_steps,
             # Exploring for labels is over once none can come.
             novelty_scale=self.config.rm_novelty_bonus if self.budget.remaining != 0 else 0.0,
-            confirmed=self.confirmed.snapshot() if self.config.rm_novelty_bonus > 0 else {},
+            judged=self.judged.snapshot() if self.config.rm_novelty_bonus > 0 else {},
         )
         if self.config.rm_save_dir:
             self.save(self.config.rm_save_dir)

@@ -75,7 +75,7 @@ class RewardScorer:
         self.ensemble: RewardEnsemble | None = None
         self.stats = RunningMeanStd()
         self.novelty_scale = 0.0
-        self.confirmed: dict[str, int] = {}
+        self.judged: dict[str, int] = {}
 
     @property
     def ready(self) -> bool:
@@ -92,7 +92,7 @@ class RewardScorer:
             self.ensemble.load_state_dict(published.state_dict)
         self.version = published.version
         self.novelty_scale = published.novelty_scale
-        self.confirmed = dict(published.confirmed)
+        self.judged = dict(published.judged)
         self.stats.reset(published.norm_mean, published.norm_std, self.prior_count)
         logger.debug("loaded reward model v%d", published.version)
         return True
@@ -101,7 +101,7 @@ class RewardScorer:
         """The exploration bonus of one episode (0 when the hub asks for none)."""
         if self.novelty_scale <= 0.0:
             return 0.0
-        return novelty_bonus(self.novelty_scale, self.confirmed.get(judgement_key(sample), 0))
+        return novelty_bonus(self.novelty_scale, self.judged.get(judgement_key(sample), 0))
 
     def score(self, sample: EpisodeSample) -> tuple[float, float, float]:
         """(normalised reward plus exploration bonus, raw ensemble mean, ensemble std) of one

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from mmrlhf.feedback.config import FeedbackConfig
-from mmrlhf.feedback.coverage import good_episodes
-from mmrlhf.feedback.novelty import ConfirmedCounts, judgement_key, novelty_bonus
+from mmrlhf.feedback.novelty import JudgedCounts, judgement_key, novelty_bonus
 from mmrlhf.feedback.preferences import BinaryLabel, PreferenceLabel
 from mmrlhf.feedback.queries import novel_queries, select_queries
 from mmrlhf.feedback.reward_model import PublishedRewardModel, RewardEnsemble, RewardModelSpec
@@ -17,24 +16,14 @@ from mmrlhf.feedback.scoring import RewardScorer
 from tests.rlhf.conftest import TINY_RM, make_sample
 
 
-def test_counts_are_of_episodes_shown_right_per_response() -> None:
+def test_counts_are_kept_per_response() -> None:
     a, b = make_sample("a", response=3), make_sample("b", seed=1, prompt=2, response=3)
-    c, d, e = (make_sample(x, seed=i, response=r) for i, x, r in ((2, "c", 4), (3, "d", 5),
-                                                                  (4, "e", 6)))  # fmt: skip
-    counts = ConfirmedCounts()
-    counts.add(
-        [
-            PreferenceLabel("a", "c", 1.0),  # a right; c, the loser, is not counted
-            BinaryLabel("b", True),
-            BinaryLabel("c", False),
-            PreferenceLabel("d", "c", 0.5, tie="both_good"),
-            PreferenceLabel("e", "c", 0.5, tie="both_bad"),
-        ],
-        {"a": a, "b": b, "c": c, "d": d, "e": e},
-    )
-    # a and b: the same answer (to different prompts, on different images) share one count;
-    # c was shown right once (the "both good" tie), e never
-    assert counts.snapshot() == {judgement_key(a): 2, judgement_key(c): 1, judgement_key(d): 1}
+    other = make_sample("c", response=4)
+    counts = JudgedCounts()
+    counts.add([PreferenceLabel("a", "c", 1.0), BinaryLabel("b", True)],
+               {"a": a, "b": b, "c": other})  # fmt: skip
+    # a and b: the same answer (to different prompts, on different images) share one count
+    assert counts.snapshot() == {judgement_key(a): 2, judgement_key(other): 1}
     with pytest.raises(KeyError, match="zz"):
         counts.add([BinaryLabel("zz", True)], {})
     assert novelty_bonus(2.0, 0) == 2.0
@@ -50,7 +39,7 @@ def test_the_scorer_adds_the_published_bonus(tiny_spec: RewardModelSpec) -> None
     plain.load(PublishedRewardModel(1, tiny_spec.to_dict(), ens.weights()))
     bonus = RewardScorer(clip=5.0, prior_count=10)
     bonus.load(PublishedRewardModel(1, tiny_spec.to_dict(), ens.weights(), novelty_scale=0.5,
-                                    confirmed={judgement_key(tried): 3}))  # fmt: skip
+                                    judged={judgement_key(tried): 3}))  # fmt: skip
     for sample, extra in ((tried, 0.5 / 2), (new, 0.5)):
         # same model, same running statistics: the bonus is the only difference
         assert bonus.score(sample)[0] == pytest.approx(plain.score(sample)[0] + extra, abs=1e-6)
@@ -69,13 +58,13 @@ def test_the_hub_publishes_counts_and_stops_the_bonus_when_the_budget_is_spent(
     state.step(1)
     first = state.latest()
     assert first is not None and first.novelty_scale == 0.7 and first.labels == 8
-    assert sum(first.confirmed.values()) == len(good_episodes(state.training_labels()))
+    assert sum(first.judged.values()) == 16  # 8 pairs
     state.add_episodes([make_sample(f"2-{i}", score=i % 2, seed=i, response=3 + i % 5)
                         for i in range(30)], tiny_spec)  # fmt: skip
     state.step(2)
     spent = state.latest()
     assert spent is not None and spent.labels == 12 and spent.novelty_scale == 0.0
-    assert sum(spent.confirmed.values()) == len(good_episodes(state.training_labels())) > 0
+    assert sum(spent.judged.values()) == 24
 
 
 def _group(prompt: int, responses: list[int], first: int = 0) -> list[EpisodeSample]:
@@ -83,20 +72,20 @@ def _group(prompt: int, responses: list[int], first: int = 0) -> list[EpisodeSam
             for i, r in enumerate(responses)]  # fmt: skip
 
 
-def test_a_challenger_is_the_least_confirmed_answer_against_the_best_bet() -> None:
+def test_a_challenger_is_the_least_judged_answer_against_the_best_bet() -> None:
     samples = _group(1, [3, 3, 4, 4, 5, 6])
-    confirmed = {judgement_key(s): 9 for s in samples if s.response_ids[0] != 6}
+    judged = {judgement_key(s): 9 for s in samples if s.response_ids[0] != 6}
     bet = {"p1-2": 2.0}  # the model's favourite: answer 4 on image 2
 
     def score(batch: list[EpisodeSample]) -> np.ndarray:
         return np.array([[bet.get(s.episode_id, 0.0) for s in batch]] * 2)
 
     rng = np.random.default_rng(0)
-    (query,) = novel_queries(samples, 1, k=2, rng=rng, score_fn=score, confirmed=confirmed)
+    (query,) = novel_queries(samples, 1, k=2, rng=rng, score_fn=score, judged=judged)
     assert [s.episode_id for s in query] == ["p1-5", "p1-2"]
     # through select_queries, and with the counts of a round carried over: the next
     # challenger is not answer 6 again (nor an episode already used)
-    queries = select_queries(samples, 3, mode="novel", rng=rng, score_fn=score, confirmed=confirmed)
+    queries = select_queries(samples, 3, mode="novel", rng=rng, score_fn=score, judged=judged)
     assert [q[0].response_ids[0] for q in queries][:1] == [6]
     used = [s.episode_id for q in queries for s in q]
     assert len(used) == len(set(used))
@@ -104,31 +93,29 @@ def test_a_challenger_is_the_least_confirmed_answer_against_the_best_bet() -> No
 
 
 def test_a_challenger_the_model_rules_out_gives_way() -> None:
-    """Never shown right, but rated far below every other answer (an answer of the wrong
-    kind): with novelty weight 1 an answer shown right a few times goes first; with weight 10
-    novelty wins anyway."""
+    """Never judged, but rated far below every other answer (an answer of the wrong kind):
+    with novelty weight 1 an answer judged a few times goes first; with weight 10 novelty
+    wins anyway."""
     samples = _group(1, [3, 4, 5, 5, 5, 5, 5, 5])
-    # answer 3 shown right 3 times, answer 4 never, answer 5 fifty times
-    confirmed = {judgement_key(samples[0]): 3, judgement_key(samples[2]): 50}
+    # answer 3 judged 3 times, answer 4 never, answer 5 fifty times
+    judged = {judgement_key(samples[0]): 3, judgement_key(samples[2]): 50}
     low = {"p1-1": -10.0}  # but the model is sure answer 4 is worse than the rest
 
     def score(batch: list[EpisodeSample]) -> np.ndarray:
         return np.array([[low.get(s.episode_id, 0.0) for s in batch]] * 2)
 
     rng = np.random.default_rng(0)
-    (q,) = novel_queries(samples, 1, k=2, rng=rng, score_fn=score, confirmed=confirmed)
-    assert q[0].response_ids[0] == 3  # plausible and rarely confirmed: beats the ruled-out one
-    (q,) = novel_queries(
-        samples, 1, k=2, rng=rng, score_fn=score, confirmed=confirmed, novelty=10.0
-    )
+    (q,) = novel_queries(samples, 1, k=2, rng=rng, score_fn=score, judged=judged)
+    assert q[0].response_ids[0] == 3  # plausible and rarely judged: beats the ruled-out one
+    (q,) = novel_queries(samples, 1, k=2, rng=rng, score_fn=score, judged=judged, novelty=10.0)
     assert q[0].response_ids[0] == 4
     with pytest.raises(ValueError, match="k >= 2"):
-        novel_queries(samples, 1, k=1, rng=rng, score_fn=score, confirmed={})
+        novel_queries(samples, 1, k=1, rng=rng, score_fn=score, judged={})
 
 
 def test_prompts_with_one_answer_give_no_query() -> None:
     samples = _group(1, [3, 3, 3]) + _group(2, [4, 5], first=10)
     rng = np.random.default_rng(0)
     queries = novel_queries(samples, 5, k=2, rng=rng,
-                            score_fn=lambda b: np.zeros((1, len(b))), confirmed={})  # fmt: skip
+                            score_fn=lambda b: np.zeros((1, len(b))), judged={})  # fmt: skip
     assert len(queries) == 1 and {s.prompt_key for s in queries[0]} == {samples[3].prompt_key}
