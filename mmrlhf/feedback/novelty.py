@@ -18,8 +18,9 @@ so the policy keeps trying it until the labels have said what it is worth. The c
 exact-match: where responses rarely repeat (free text), every response is new, the bonus is
 the same for all and changes nothing. They are kept per response, not per prompt and
 response: counted per prompt, each of the 18 answers of the wrong kind (positions, numbers)
-was new again on each of vqa's 10 prompts, and challenger queries spent a third of the
-labels ruling them out one prompt at a time.
+was new again on each of vqa's 10 prompts, and 18% of the labelled episodes were spent
+ruling them out one prompt at a time. Nor only episodes shown right: answers that are never
+right then keep the whole bonus, and on vqa the policy chased them (docs/architecture.md).
 
 The hub (`feedback.rlhf.RLHFState`) keeps the counts and publishes them with each reward
 model, and sets the scale to 0 once the label budget is spent (exploring for labels that
