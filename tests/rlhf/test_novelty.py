@@ -67,6 +67,28 @@ def test_the_hub_publishes_counts_and_stops_the_bonus_when_the_budget_is_spent(
     assert sum(spent.judged.values()) == 24
 
 
+def test_the_hub_asks_challenger_queries_about_answers_no_label_has_judged(
+    tiny_spec: RewardModelSpec,
+) -> None:
+    cfg = FeedbackConfig(enabled=True, source="reward_model", queries_per_iter=4,
+                         query_mode="novel", rm_min_steps=2, rm_max_steps=2,
+                         **TINY_RM)  # fmt: skip
+    state = RLHFState(cfg)
+    state.add_episodes([make_sample(f"1-{i}", seed=i, response=3 + i % 2) for i in range(20)],
+                       tiny_spec)  # fmt: skip
+    state.step(1)  # the first round is random: answers 3 and 4 are judged
+    assert set(state.judged.counts) == {
+        judgement_key(make_sample("x", response=r)) for r in (3, 4)
+    }
+    new = [make_sample(f"2-{i}", seed=40 + i, response=9) for i in range(2)]
+    state.add_episodes(new, tiny_spec)
+    state.step(2)
+    # both episodes of the new answer 9 were asked about, one per challenger query
+    asked = {e for label in state.training_labels()[4:] for e in label.episode_ids}
+    assert {s.episode_id for s in new} <= asked
+    assert state.judged.counts[judgement_key(new[0])] == 2
+
+
 def _group(prompt: int, responses: list[int], first: int = 0) -> list[EpisodeSample]:
     return [make_sample(f"p{prompt}-{first + i}", seed=first + i, prompt=prompt, response=r)
             for i, r in enumerate(responses)]  # fmt: skip
