@@ -33,7 +33,8 @@ RMImageEncoder = Literal["cnn", "vit"]
 RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint", "factored_attention"]
 RMAttentionGate = Literal["softmax", "sigmoid"]
 RMHead = Literal["compare", "answer_logits", "answer_sigmoid"]
-# Heads whose reward is a log-probability of the response being the answer (<= 0).
+# Heads that score a response from logits over the vocabulary: a log-likelihood
+# (answer_logits) or the log-odds of being right (answer_sigmoid).
 ANSWER_HEADS: tuple[str, ...] = ("answer_logits", "answer_sigmoid")
 
 
@@ -136,9 +137,10 @@ class FeedbackConfig(BaseModel):
         description="compare: an MLP over the scene features, the response embedding and "
         "their product; answer_logits: logits over the vocabulary from the scene features, "
         "the reward is the response's mean token log-likelihood under their softmax; "
-        "answer_sigmoid: the same logits, each word judged on its own (mean token "
-        "log-sigmoid), so a word no label has named stays at 1/2 instead of being pushed "
-        "down by every other word's win (see feedback.reward_model).",
+        "answer_sigmoid: the same logits, each word judged on its own (the reward is the "
+        "mean token log-odds of being right), so a word no label has named stays at even "
+        "odds instead of being pushed down by every other word's win "
+        "(see feedback.reward_model).",
     )
     rm_response_len: int = Field(8, ge=1, le=512, description="Response tokens the RM reads.")
     rm_checkpoint: str | None = Field(
@@ -393,7 +395,7 @@ class FeedbackConfig(BaseModel):
         if self.rm_winner_weight > 0 and self.rm_head not in ANSWER_HEADS:
             raise ValueError(
                 f"rm_winner_weight > 0 ({self.rm_winner_weight}) needs an answer head, "
-                f"rm_head one of {ANSWER_HEADS} (their reward is a log-probability), got "
+                f"rm_head one of {ANSWER_HEADS} (they read a reward as log P(right)), got "
                 f"rm_head={self.rm_head!r}"
             )
         return self

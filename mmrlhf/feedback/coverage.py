@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmrlhf.feedback.preferences import (
-    BinaryLabel,
     PreferenceLabel,
     RankingLabel,
     RLHFLabel,
-    absolute_outcomes,
+    own_judgements,
     pairwise_outcomes,
+    strict_winners,
 )
-from mmrlhf.feedback.rm_trainer import strict_winners
 from mmrlhf.feedback.samples import EpisodeSample
 
 
@@ -96,14 +95,11 @@ def label_coverage(
     for label in labels:
         for episode in label.episode_ids:
             shown[text(episode)] += 1
-        if isinstance(label, BinaryLabel):
-            (good if label.positive else bad)[text(label.episode)] += 1
-            continue
-        for episode, is_good in absolute_outcomes(label):
-            (good if is_good else bad)[text(episode)] += 1
         if isinstance(label, PreferenceLabel | RankingLabel):
             for episode in {worse for _, worse in pairwise_outcomes(label)}:
                 bad[text(episode)] += 1
+    for episode, is_good in own_judgements(labels):
+        (good if is_good else bad)[text(episode)] += 1
     for episode in strict_winners(labels):
         good[text(episode)] += 1
     rows = [ResponseCoverage(r, shown[r], good[r], bad[r]) for r in shown]

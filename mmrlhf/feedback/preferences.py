@@ -179,6 +179,28 @@ def absolute_outcomes(label: RLHFLabel) -> list[tuple[str, bool]]:
     return []
 
 
+def strict_winners(labels: Sequence[RLHFLabel]) -> list[str]:
+    """Episodes that strictly won their label: a pair's preferred episode (p_a of 1 or 0; ties
+    and soft labels name none) and a ranking's single best (none when the top is tied)."""
+    winners: list[str] = []
+    for label in labels:
+        if isinstance(label, PreferenceLabel) and label.p_a in (0.0, 1.0):
+            winners.append(label.a if label.p_a == 1.0 else label.b)
+        elif isinstance(label, RankingLabel):
+            best = min(label.ranks)
+            top = [e for e, rank in zip(label.episodes, label.ranks, strict=True) if rank == best]
+            if len(top) == 1:
+                winners.append(top[0])
+    return winners
+
+
+def own_judgements(labels: Sequence[RLHFLabel]) -> list[tuple[str, bool]]:
+    """(episode, good) for every episode the labels judge on its own: thumbs up / down, and
+    both episodes of a tie marked "both good" / "both bad" (`absolute_outcomes`)."""
+    judged = [(lab.episode, lab.positive) for lab in labels if isinstance(lab, BinaryLabel)]
+    return judged + [o for lab in labels for o in absolute_outcomes(lab)]
+
+
 class Scored(Protocol):
     """Anything a simulated rater can judge: an episode id and a ground-truth score."""
 

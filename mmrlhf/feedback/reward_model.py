@@ -154,17 +154,17 @@ class RewardModel(nn.Module):
         """Rewards (B,) of responses (B, R) to scenes with these `features`."""
         if self.head_kind in ANSWER_HEADS:
             logits = self.answer_head(features)
-            if self.head_kind == "answer_logits":
-                log_probs = torch.log_softmax(logits, dim=-1)
-            else:
-                log_probs = logits  # each word's log-odds, on its own
+            # answer_logits: log-likelihoods; answer_sigmoid: each word's log-odds on its own
+            per_word = (
+                torch.log_softmax(logits, dim=-1) if self.head_kind == "answer_logits" else logits
+            )
             ids = response.long()
             mask = ids != PAD_ID
             # An empty response is scored as the pad token, like any other answer; averaging
             # over no tokens would give it 0, the best log-likelihood there is.
             mask[:, 0] |= ~mask.any(-1)
-            weights = mask.to(log_probs.dtype)
-            return (log_probs.gather(1, ids) * weights).sum(-1) / weights.sum(-1)
+            weights = mask.to(per_word.dtype)
+            return (per_word.gather(1, ids) * weights).sum(-1) / weights.sum(-1)
         answer = self.text_encoder(response.long()).pooled
         context = self.context(features)
         return self.head(torch.cat([features, answer, context * answer], dim=-1)).squeeze(-1)

@@ -41,13 +41,13 @@ from mmrlhf.feedback.losses import (
     rating_loss,
 )
 from mmrlhf.feedback.preferences import (
-    BinaryLabel,
     PreferenceLabel,
     RankingLabel,
     RatingLabel,
     RLHFLabel,
-    absolute_outcomes,
+    own_judgements,
     pairwise_outcomes,
+    strict_winners,
 )
 from mmrlhf.feedback.reward_model import RewardEnsemble, RewardModel
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
@@ -132,7 +132,7 @@ class RewardModelTrainer:
         if self.settings.winner_weight > 0 and ensemble.spec.head not in ANSWER_HEADS:
             raise ValueError(
                 f"winner_weight > 0 needs one of the reward model's answer heads {ANSWER_HEADS} "
-                f"(their reward is a log-probability); this ensemble has the "
+                f"(they read a reward as log P(right)); this ensemble has the "
                 f"{ensemble.spec.head!r} head"
             )
         self.samples: dict[str, EpisodeSample] = {}
@@ -381,16 +381,12 @@ class RewardModelTrainer:
             y = torch.tensor([lab.value for lab in ratings], dtype=r.dtype)
             parts.append((rating_loss(r[[index[lab.episode] for lab in ratings]], y), len(ratings)))
         # Thumbs up/down, and both episodes of a "both good" / "both bad" tie.
-        judged = [(lab.episode, lab.positive) for lab in labels if isinstance(lab, BinaryLabel)]
-        judged += [o for lab in labels for o in absolute_outcomes(lab)]
+        judged = own_judgements(labels)
         if judged:
             y = torch.tensor([float(good) for _, good in judged], dtype=r.dtype)
-            rj = r[[index[e] for e, _ in judged]]
             # The answer_logits head's reward is a log-probability: read it as one.
-            if member.head_kind == "answer_logits":
-                parts.append((log_prob_binary_loss(rj, y), len(judged)))
-            else:
-                parts.append((binary_loss(rj, y), len(judged)))
+            judge = log_prob_binary_loss if member.head_kind == "answer_logits" else binary_loss
+            parts.append((judge(r[[index[e] for e, _ in judged]], y), len(judged)))
         total = sum(n for _, n in parts)
         out = sum((loss * (n / total) for loss, n in parts), torch.zeros(()))
         winners = strict_winners(labels) if self.settings.winner_weight > 0 else []
@@ -399,17 +395,3 @@ class RewardModelTrainer:
             out = out - self.settings.winner_weight * won.mean()
         return out
 
-
-def strict_winners(labels: Sequence[RLHFLabel]) -> list[str]:
-    """Episodes that strictly won their label: a pair's preferred episode (p_a of 1 or 0; ties
-    and soft labels name none) and a ranking's single best (none when the top is tied)."""
-    winners: list[str] = []
-    for label in labels:
-        if isinstance(label, PreferenceLabel) and label.p_a in (0.0, 1.0):
-            winners.append(label.a if label.p_a == 1.0 else label.b)
-        elif isinstance(label, RankingLabel):
-            best = min(label.ranks)
-            top = [e for e, rank in zip(label.episodes, label.ranks, strict=True) if rank == best]
-            if len(top) == 1:
-                winners.append(top[0])
-    return winners
