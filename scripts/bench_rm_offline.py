@@ -12,6 +12,8 @@ Run:  .venv/bin/python scripts/bench_rm_offline.py --config configs/rlhf_vqa.yam
           --out rm_offline.json   (about 6 minutes on 2 cores)
       --set feedback.rm_head=compare --set feedback.rm_winner_weight=0   (another variant)
       --labels results/bench_rlhf/rlhf_1000/labels   (refit an online run's labels)
+      --never-right green blue orange triangle   (no label shows these right; the greedy
+          ceiling's by_truth says whether the model learns them anyway)
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def main() -> None:
         "--labels", metavar="DIR",
         help="fit an online run's saved labels (feedback.rm_label_log) instead of oracle pairs",
     )  # fmt: skip
+    parser.add_argument(
+        "--never-right", nargs="+", default=[], metavar="ANSWER",
+        help="leave out the labels that show these answers right (they stay as losers)",
+    )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=20, help="train() calls of rm_epochs each")
     parser.add_argument("--unlabeled", type=int, default=2000, help="extra pretraining episodes")
     parser.add_argument("--greedy", type=int, default=500, help="scenes per split (ceiling)")
@@ -63,7 +69,7 @@ def main() -> None:
     fit = train_reward_model(
         cfg.env, checkpoint, feedback=cfg.feedback, n_pairs=args.pairs, rounds=args.rounds,
         seed=args.seed, distractor=args.distractor, unlabeled=args.unlabeled,
-        label_log=args.labels,
+        label_log=args.labels, never_right=args.never_right,
     )  # fmt: skip
     logger.info("fitted in %.0f s: %s", time.monotonic() - started, fit)
     report: dict[str, Any] = {
@@ -72,6 +78,7 @@ def main() -> None:
         "pairs": args.pairs if args.labels is None else None,
         "distractor": args.distractor if args.labels is None else None,
         "labels": args.labels,
+        "never_right": args.never_right,
         "rounds": args.rounds,
         "unlabeled": args.unlabeled,
         "seed": args.seed,
@@ -85,9 +92,9 @@ def main() -> None:
             "random_pair_accuracy": metrics["preference_accuracy"],
             "greedy": metrics["greedy"],
         }
-        logger.info("%s split: random pairs %.3f, greedy %.3f %s", split,
+        logger.info("%s split: random pairs %.3f, greedy %.3f %s %s", split,
                     metrics["preference_accuracy"], metrics["greedy"]["accuracy"],
-                    metrics["greedy"]["by_kind"])  # fmt: skip
+                    metrics["greedy"]["by_kind"], metrics["greedy"]["by_truth"])  # fmt: skip
     text = json.dumps(report, indent=2, default=str)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -148,12 +148,15 @@ class GreedyReport:
         mean_rank: Mean number of other answers scored at least as high as the ground truth
             (0 = always on top).
         by_kind: Accuracy per question type (vqa) or per task, for the kinds seen.
+        by_truth: Accuracy per right answer: which answers the model has learnt, and which
+            it never puts on top (an answer no label showed right).
     """
 
     episodes: int
     accuracy: float
     mean_rank: float
     by_kind: dict[str, float] = field(default_factory=dict)
+    by_truth: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary."""
@@ -178,6 +181,7 @@ def greedy_answers(
     n_actions = int(env.action_space.n)
     ranks: list[int] = []
     kinds: dict[str, list[bool]] = {}
+    truths: dict[str, list[bool]] = {}
     for ep in range(episodes):
         answers: dict[str, EpisodeSample] = {}  # response text -> sample (actions may share one)
         truth, kind = "", env.cfg.task
@@ -205,11 +209,13 @@ def greedy_answers(
         rank = int((mean >= mean[right]).sum()) - 1
         ranks.append(rank)
         kinds.setdefault(kind, []).append(rank == 0)
+        truths.setdefault(list(answers)[right], []).append(rank == 0)
     report = GreedyReport(
         episodes=episodes,
         accuracy=float(np.mean([r == 0 for r in ranks])),
         mean_rank=float(np.mean(ranks)),
         by_kind={k: float(np.mean(v)) for k, v in sorted(kinds.items())},
+        by_truth={k: float(np.mean(v)) for k, v in sorted(truths.items())},
     )
     logger.info("greedy answers: the right one on top in %.3f of %d scenes (mean rank %.2f)",
                 report.accuracy, episodes, report.mean_rank)  # fmt: skip

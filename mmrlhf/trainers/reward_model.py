@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from mmrlhf.feedback.pairs import (
     random_episodes,
     save_pairs,
 )
-from mmrlhf.feedback.preferences import PreferenceLabel
+from mmrlhf.feedback.preferences import PreferenceLabel, strict_winners
 from mmrlhf.feedback.reward_model import RewardEnsemble, load_reward_model, save_reward_model
 from mmrlhf.feedback.rlhf import make_spec, trainer_settings
 from mmrlhf.feedback.rm_trainer import RewardModelTrainer
@@ -168,6 +168,7 @@ def train_reward_model(
     distractor: Distractor = "random",
     unlabeled: int = 0,
     label_log: str | Path | None = None,
+    never_right: Collection[str] = (),
 ) -> dict[str, Any]:
     """Fit a reward model to `n_pairs` oracle pairs of `env` (or to a saved label log) and
     save it to `out`.
@@ -186,6 +187,11 @@ def train_reward_model(
         label_log: Fit the labels of this `feedback.rm_label_log` directory (an online run's,
             in the order they came) instead of fresh oracle pairs; `n_pairs` and
             `distractor` are then unused.
+        never_right: Responses no label may show right: labels whose strict winner gave
+            one of them are left out (they still appear as losers). This is what an online
+            run's labels look like when the policy stopped giving an answer before a label
+            showed it right; `greedy_answers`' `by_truth` then says whether the model
+            learns those answers anyway.
 
     Returns:
         A summary with the training accuracy and the checkpoint path.
@@ -199,6 +205,13 @@ def train_reward_model(
         samples, labels = oracle_pairs(
             env_cfg, n_pairs, seed=seed, response_len=cfg.rm_response_len, distractor=distractor
         )
+    dropped = 0
+    if never_right:
+        response = {s.episode_id: s.response for s in samples}
+        hidden = set(never_right)
+        kept = [lab for lab in labels if not hidden & {response[w] for w in strict_winners([lab])}]
+        dropped, labels = len(labels) - len(kept), kept
+        logger.info("left out %d labels that showed one of %s right", dropped, sorted(hidden))
     first = samples[0]
     from mmrlhf.envs import MyMultimodalEnv
 
@@ -225,6 +238,7 @@ def train_reward_model(
     return {
         "checkpoint": str(path),
         "pairs": len(labels),
+        "left_out_never_right": dropped,
         "train_accuracy": accuracy,
         "loss": losses[-1],
         "pretrain_steps": trainer.pretrain_steps,

@@ -116,6 +116,7 @@ def test_greedy_answers_of_a_model_that_knows_them_are_all_right() -> None:
     report = greedy_answers(env, KnowsTheAnswers(env, range(100, 140)), episodes=40, seed=100)
     assert report.accuracy == 1.0 and report.mean_rank == 0.0
     assert report.by_kind == {"color": 1.0, "shape": 1.0}
+    assert set(report.by_truth.values()) == {1.0} and len(report.by_truth) > 4
     # Scenes it has not seen: every answer scores -1, a 28-way tie, so none is on top.
     unseen = greedy_answers(env, KnowsTheAnswers(env, range(0)), episodes=5, seed=100)
     assert unseen.accuracy == 0.0 and unseen.mean_rank == env.action_space.n - 1
@@ -131,6 +132,9 @@ def test_greedy_answers_of_a_model_that_always_likes_red() -> None:
         red_scenes += env.step(int(info["oracle_action"]))[-1]["ground_truth"] == "red"
     assert 0 < red_scenes < 60
     assert report.accuracy == pytest.approx(red_scenes / 60)
+    # Per right answer: red scenes always right, every other answer's scenes never.
+    assert report.by_truth.pop("red") == 1.0
+    assert report.by_truth and set(report.by_truth.values()) == {0.0}
     # Where red is wrong it outscores the truth, and the other answers tie with it.
     assert report.mean_rank == pytest.approx((1 - red_scenes / 60) * (env.action_space.n - 1))
 

@@ -43,3 +43,21 @@ def test_reward_model_eval_command(tmp_path: Path, capsys: pytest.CaptureFixture
     argv = ["reward-model", "eval", trained["checkpoint"], "--pairs", pairs, "--greedy", "5"]
     assert main(argv) == 2
     assert "is a pairs file" in capsys.readouterr().err
+
+
+def test_training_can_leave_out_the_labels_that_show_an_answer_right(tmp_path: Path) -> None:
+    """`never_right`: the pairs a red answer won are dropped (what an online run's labels look
+    like when the policy stopped saying red early); the greedy report says, per right answer,
+    what the model learnt anyway."""
+    from mmrlhf.feedback.pairs import oracle_pairs
+    from mmrlhf.trainers.reward_model import evaluate_reward_model
+
+    samples, labels = oracle_pairs(ENV, 60, seed=0)
+    response = {s.episode_id: s.response for s in samples}
+    red_wins = sum(response[lab.a if lab.p_a == 1.0 else lab.b] == "red" for lab in labels)
+    assert 0 < red_wins < 60
+    fit = train_reward_model(ENV, tmp_path / "rm", n_pairs=60, rounds=1, never_right=["red"])
+    assert fit["left_out_never_right"] == red_wins
+    assert fit["pairs"] == 60 - red_wins
+    metrics = evaluate_reward_model(fit["checkpoint"], ENV, 20, greedy_episodes=30)
+    assert "red" in metrics["greedy"]["by_truth"]
