@@ -92,9 +92,10 @@ def main() -> None:
             "random_pair_accuracy": metrics["preference_accuracy"],
             "greedy": metrics["greedy"],
         }
-        logger.info("%s split: random pairs %.3f, greedy %.3f %s %s", split,
+        logger.info("%s split: random pairs %.3f, greedy %.3f %s %s optimistic %s", split,
                     metrics["preference_accuracy"], metrics["greedy"]["accuracy"],
-                    metrics["greedy"]["by_kind"], metrics["greedy"]["by_truth"])  # fmt: skip
+                    metrics["greedy"]["by_kind"], metrics["greedy"]["by_truth"],
+                    metrics["greedy"]["optimistic_by_truth"])  # fmt: skip
     text = json.dumps(report, indent=2, default=str)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -150,6 +150,10 @@ class GreedyReport:
         by_kind: Accuracy per question type (vqa) or per task, for the kinds seen.
         by_truth: Accuracy per right answer: which answers the model has learnt, and which
             it never puts on top (an answer no label showed right).
+        optimistic_accuracy: The same with each answer scored by its upper bound (ensemble
+            mean + std): how often a query that asks about the most hopeful answer would ask
+            about the right one.
+        optimistic_by_truth: `optimistic_accuracy` per right answer.
     """
 
     episodes: int
@@ -157,6 +161,8 @@ class GreedyReport:
     mean_rank: float
     by_kind: dict[str, float] = field(default_factory=dict)
     by_truth: dict[str, float] = field(default_factory=dict)
+    optimistic_accuracy: float = 0.0
+    optimistic_by_truth: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary."""
@@ -182,6 +188,7 @@ def greedy_answers(
     ranks: list[int] = []
     kinds: dict[str, list[bool]] = {}
     truths: dict[str, list[bool]] = {}
+    hopeful: dict[str, list[bool]] = {}
     for ep in range(episodes):
         answers: dict[str, EpisodeSample] = {}  # response text -> sample (actions may share one)
         truth, kind = "", env.cfg.task
@@ -201,7 +208,7 @@ def greedy_answers(
                 encode_response(env.tokenizer, text, response_len), float(info["score"]),
             ))  # fmt: skip
         samples = list(answers.values())
-        mean, _ = ensemble.predict(stack_samples(samples))
+        mean, std = ensemble.predict(stack_samples(samples))
         # The ground truth is the answer that scores 1; other answers may score in between.
         right = int(np.argmax([s.score for s in samples]))
         if samples[right].score < 1.0:
@@ -209,13 +216,18 @@ def greedy_answers(
         rank = int((mean >= mean[right]).sum()) - 1
         ranks.append(rank)
         kinds.setdefault(kind, []).append(rank == 0)
-        truths.setdefault(list(answers)[right], []).append(rank == 0)
+        truth_text = list(answers)[right]
+        truths.setdefault(truth_text, []).append(rank == 0)
+        upper = mean + std
+        hopeful.setdefault(truth_text, []).append(bool((upper >= upper[right]).sum() == 1))
     report = GreedyReport(
         episodes=episodes,
         accuracy=float(np.mean([r == 0 for r in ranks])),
         mean_rank=float(np.mean(ranks)),
         by_kind={k: float(np.mean(v)) for k, v in sorted(kinds.items())},
         by_truth={k: float(np.mean(v)) for k, v in sorted(truths.items())},
+        optimistic_accuracy=float(np.mean([x for v in hopeful.values() for x in v])),
+        optimistic_by_truth={k: float(np.mean(v)) for k, v in sorted(hopeful.items())},
     )
     logger.info("greedy answers: the right one on top in %.3f of %d scenes (mean rank %.2f)",
                 report.accuracy, episodes, report.mean_rank)  # fmt: skip
