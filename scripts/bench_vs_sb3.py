@@ -630,7 +630,32 @@ class RLlibTrainer:
             logger.exception("could not read the EnvRunners' torch threads")
         self.row: dict[str, Any] = {}
         self.result: dict[str, Any] = {}
+        # Seconds of each algo.train() call: RLlib's timers are exponential moving averages
+        # (coefficient 0.01, started at the first iteration's value), not means.
+        self.train_calls_s: list[float] = []
+        self.phase_s: dict[str, list[float]] = {"sample": [], "update": []}
+        self._time_phases()
         self.proto = make_protocol(self.name, self._act, cfg, args)
+
+    def _time_phases(self) -> None:
+        """Time each sampling call of the driver's EnvRunner and each Learner update, per
+        iteration, un-smoothed (wrapping the two instances' methods)."""
+        targets = {"update": self.algo.learner_group}
+        local = getattr(self.algo.env_runner_group, "local_env_runner", None)
+        if local is not None and self.algo.config.num_env_runners == 0:
+            targets["sample"] = local
+        for phase, obj in targets.items():
+            method = getattr(obj, "sample" if phase == "sample" else "update")
+
+            def timed(*a: Any, _m: Any = method, _p: str = phase, **kw: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return _m(*a, **kw)
+                finally:
+                    self._phase_now[_p] += time.perf_counter() - t0
+
+            setattr(obj, "sample" if phase == "sample" else "update", timed)
+        self._phase_now = {"sample": 0.0, "update": 0.0}
 
     def _act(self, obs: ObsBatch) -> np.ndarray:
         from ray.rllib.core.columns import Columns
@@ -645,7 +670,12 @@ class RLlibTrainer:
         """One `algo.train()` on the clock; True to train on."""
         from mmrlhf.trainers.metrics import summarize
 
+        self._phase_now = {"sample": 0.0, "update": 0.0}
+        t0 = time.perf_counter()
         self.result = self.algo.train()
+        self.train_calls_s.append(time.perf_counter() - t0)
+        for phase, seconds in self._phase_now.items():
+            self.phase_s[phase].append(seconds)
         self.row = summarize(self.result)
         return self.proto.boundary(int(self.row["env_steps"] or 0))
 
@@ -659,6 +689,11 @@ class RLlibTrainer:
                 "build_s": round(self.build_s, 3),
                 "torch_threads": self.threads,
                 "last_train_accuracy": self.row.get("accuracy"),
+                "train_call_s": _spread(self.train_calls_s),
+                # The driver's sampling calls (num_env_runners 0) and Learner updates, timed
+                # here per iteration (0 where not wrapped).
+                "sample_call_s": _spread(self.phase_s["sample"]),
+                "update_call_s": _spread(self.phase_s["update"]),
                 # RLlib's own per-iteration timers, exponentially smoothed (not totals).
                 "timers_smoothed": {
                     k: round(float(v), 4)
@@ -669,6 +704,18 @@ class RLlibTrainer:
         finally:
             self.algo.stop()
             ray.shutdown()
+
+
+def _spread(seconds: Sequence[float]) -> dict[str, float | None]:
+    """Mean, median, first and last of per-iteration seconds (None when there are none)."""
+    if not seconds:
+        return {"mean": None, "median": None, "first": None, "last": None}
+    return {
+        "mean": round(float(np.mean(seconds)), 4),
+        "median": round(float(np.median(seconds)), 4),
+        "first": round(seconds[0], 4),
+        "last": round(seconds[-1], 4),
+    }
 
 
 Trainer = SB3Trainer | RLlibTrainer
