@@ -633,29 +633,31 @@ class RLlibTrainer:
         # Seconds of each algo.train() call: RLlib's timers are exponential moving averages
         # (coefficient 0.01, started at the first iteration's value), not means.
         self.train_calls_s: list[float] = []
+        # Per iteration, seconds in the methods of the same name: the driver's EnvRunner's
+        # `sample` (num_env_runners 0) and the LearnerGroup's `update`.
         self.phase_s: dict[str, list[float]] = {"sample": [], "update": []}
+        self._phase_now = dict.fromkeys(self.phase_s, 0.0)
         self._time_phases()
         self.proto = make_protocol(self.name, self._act, cfg, args)
 
     def _time_phases(self) -> None:
-        """Time each sampling call of the driver's EnvRunner and each Learner update, per
-        iteration, un-smoothed (wrapping the two instances' methods)."""
-        targets = {"update": self.algo.learner_group}
+        """Wrap `sample` and `update` on their instances to add up their seconds, un-smoothed."""
+        owners = {"update": self.algo.learner_group}
         local = getattr(self.algo.env_runner_group, "local_env_runner", None)
         if local is not None and self.algo.config.num_env_runners == 0:
-            targets["sample"] = local
-        for phase, obj in targets.items():
-            method = getattr(obj, "sample" if phase == "sample" else "update")
+            owners["sample"] = local
+        for phase, owner in owners.items():
+            setattr(owner, phase, self._timed(phase, getattr(owner, phase)))
 
-            def timed(*a: Any, _m: Any = method, _p: str = phase, **kw: Any) -> Any:
-                t0 = time.perf_counter()
-                try:
-                    return _m(*a, **kw)
-                finally:
-                    self._phase_now[_p] += time.perf_counter() - t0
+    def _timed(self, phase: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(*a, **kw)
+            finally:
+                self._phase_now[phase] += time.perf_counter() - t0
 
-            setattr(obj, "sample" if phase == "sample" else "update", timed)
-        self._phase_now = {"sample": 0.0, "update": 0.0}
+        return timed
 
     def _act(self, obs: ObsBatch) -> np.ndarray:
         from ray.rllib.core.columns import Columns
@@ -670,7 +672,7 @@ class RLlibTrainer:
         """One `algo.train()` on the clock; True to train on."""
         from mmrlhf.trainers.metrics import summarize
 
-        self._phase_now = {"sample": 0.0, "update": 0.0}
+        self._phase_now = dict.fromkeys(self.phase_s, 0.0)
         t0 = time.perf_counter()
         self.result = self.algo.train()
         self.train_calls_s.append(time.perf_counter() - t0)

@@ -39,8 +39,8 @@ def main() -> None:
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     try:
-        algo = build_ppo_config(load_config(args.config, parse_overrides(args.overrides)))
-        algo = algo.build_algo()
+        cfg = load_config(args.config, parse_overrides(args.overrides))
+        algo = build_ppo_config(cfg).build_algo()
         for _ in range(args.warmup):
             algo.train()
         group = algo.learner_group

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.feedback.reward_model import RewardEnsemble
@@ -186,9 +187,11 @@ def greedy_answers(
     response_len = int(ensemble.spec.response_len)
     n_actions = int(env.action_space.n)
     ranks: list[int] = []
-    kinds: dict[str, list[bool]] = {}
-    truths: dict[str, list[bool]] = {}
-    hopeful: dict[str, list[bool]] = {}
+    # Per scene: question type, right answer, and whether the right answer is strictly on
+    # top by the upper bound (mean + std).
+    kinds: list[str] = []
+    truths: list[str] = []
+    hopeful: list[bool] = []
     for ep in range(episodes):
         answers: dict[str, EpisodeSample] = {}  # response text -> sample (actions may share one)
         truth, kind = "", env.cfg.task
@@ -213,22 +216,33 @@ def greedy_answers(
         right = int(np.argmax([s.score for s in samples]))
         if samples[right].score < 1.0:
             raise ValueError(f"no answer to scene {seed + ep} scores 1 (ground truth {truth!r})")
-        rank = int((mean >= mean[right]).sum()) - 1
-        ranks.append(rank)
-        kinds.setdefault(kind, []).append(rank == 0)
-        truth_text = list(answers)[right]
-        truths.setdefault(truth_text, []).append(rank == 0)
-        upper = mean + std
-        hopeful.setdefault(truth_text, []).append(bool((upper >= upper[right]).sum() == 1))
+        ranks.append(_others_at_least(mean, right))
+        kinds.append(kind)
+        truths.append(list(answers)[right])
+        hopeful.append(_others_at_least(mean + std, right) == 0)
+    on_top = [r == 0 for r in ranks]
     report = GreedyReport(
         episodes=episodes,
-        accuracy=float(np.mean([r == 0 for r in ranks])),
+        accuracy=float(np.mean(on_top)),
         mean_rank=float(np.mean(ranks)),
-        by_kind={k: float(np.mean(v)) for k, v in sorted(kinds.items())},
-        by_truth={k: float(np.mean(v)) for k, v in sorted(truths.items())},
-        optimistic_accuracy=float(np.mean([x for v in hopeful.values() for x in v])),
-        optimistic_by_truth={k: float(np.mean(v)) for k, v in sorted(hopeful.items())},
+        by_kind=_rate_by(kinds, on_top),
+        by_truth=_rate_by(truths, on_top),
+        optimistic_accuracy=float(np.mean(hopeful)),
+        optimistic_by_truth=_rate_by(truths, hopeful),
     )
     logger.info("greedy answers: the right one on top in %.3f of %d scenes (mean rank %.2f)",
                 report.accuracy, episodes, report.mean_rank)  # fmt: skip
     return report
+
+
+def _others_at_least(scores: torch.Tensor, right: int) -> int:
+    """How many answers other than `right` score at least as high as it (0 = strictly on top)."""
+    return int((scores >= scores[right]).sum()) - 1
+
+
+def _rate_by(keys: Sequence[str], hits: Sequence[bool]) -> dict[str, float]:
+    """The fraction of hits per key, keys sorted."""
+    groups: dict[str, list[bool]] = {}
+    for key, hit in zip(keys, hits, strict=True):
+        groups.setdefault(key, []).append(hit)
+    return {k: float(np.mean(v)) for k, v in sorted(groups.items())}
