@@ -1,11 +1,13 @@
-"""Profile RLlib's Learner update alone on an experiment config (cProfile, stats to stdout).
+"""Profile one phase of RLlib training on an experiment config (cProfile, stats to stdout).
 
-Builds the config's PPO algorithm, trains `--warmup` iterations, then profiles only the
-`learner_group.update` calls of `--iterations` more (sampling runs unprofiled) and prints the
-top functions by own time and by cumulative time. The profiler inflates Python-heavy code
-(RLlib's connectors and bookkeeping) more than torch kernels, so read shares, not seconds.
+Builds the config's PPO algorithm, trains `--warmup` iterations, then profiles only one
+phase of `--iterations` more: the Learner update (`--phase update`, `learner_group.update`)
+or sampling (`--phase sample`, the driver's EnvRunner `sample`; needs num_env_runners: 0),
+the other phase running unprofiled, and prints the top functions by own time and by
+cumulative time. The profiler inflates Python-heavy code (RLlib's connectors and
+bookkeeping) more than torch kernels, so read shares, not seconds.
 
-Run:  .venv/bin/python scripts/profile_learner_update.py --config configs/bench_vs_sb3.yaml \\
+Run:  .venv/bin/python scripts/profile_training.py --config configs/bench_vs_sb3.yaml \\
           --set training.weight_decay=0.05 --iterations 15   (about 2 minutes on 2 cores)
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/bench_vs_sb3.yaml")
+    parser.add_argument("--phase", choices=("update", "sample"), default="update")
     parser.add_argument("--iterations", type=int, default=15, help="profiled iterations")
     parser.add_argument("--warmup", type=int, default=3, help="unprofiled iterations first")
     parser.add_argument("--top", type=int, default=40, help="rows per table")
@@ -43,23 +46,30 @@ def main() -> None:
         algo = build_ppo_config(cfg).build_algo()
         for _ in range(args.warmup):
             algo.train()
-        group = algo.learner_group
-        update = group.update
+        if args.phase == "update":
+            owner: Any = algo.learner_group
+        else:
+            owner = algo.env_runner_group.local_env_runner
+            if cfg.training.num_env_runners != 0:
+                parser.error("--phase sample profiles the driver's EnvRunner: set "
+                             "training.num_env_runners=0")  # fmt: skip
+        name = "update" if args.phase == "update" else "sample"
+        phase = getattr(owner, name)
         profile = cProfile.Profile()
 
-        def profiled_update(*a: Any, **kw: Any) -> Any:
+        def profiled(*a: Any, **kw: Any) -> Any:
             profile.enable()
             try:
-                return update(*a, **kw)
+                return phase(*a, **kw)
             finally:
                 profile.disable()
 
-        group.update = profiled_update  # type: ignore[method-assign]
+        setattr(owner, name, profiled)
         started = time.perf_counter()
         for _ in range(args.iterations):
             algo.train()
         per_iteration = (time.perf_counter() - started) / args.iterations
-        print(f"{per_iteration:.3f} s per iteration (updates profiled)")
+        print(f"{per_iteration:.3f} s per iteration ({args.phase} profiled)")
         stats = pstats.Stats(profile)
         stats.sort_stats("tottime").print_stats(args.top)
         stats.sort_stats("cumulative").print_stats(args.top)
