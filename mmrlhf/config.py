@@ -194,6 +194,18 @@ class ExperimentConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _floor_challengers_need_a_floor(self) -> ExperimentConfig:
+        fb = self.feedback
+        if fb.query_challengers == "floor" and self.model.policy_floor <= 0.0:
+            raise ValueError(
+                "feedback.query_challengers=floor draws challengers from the episodes the "
+                "policy floor's uniform part answered, so model.policy_floor must be > 0 "
+                f"(got {self.model.policy_floor}). Set model.policy_floor or use "
+                "query_challengers=any."
+            )
+        return self
+
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name

@@ -84,6 +84,7 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
         "label_ties": final.get("label_ties"),
         # Ties the rater marked "both bad" (feedback.preference_both_bad).
         "label_both_bad": final.get("label_both_bad"),
+        "label_challenger_wins": final.get("label_challenger_wins"),
         "rm_refits": final.get("rm_refits"),
         "wall_s": round(wall, 1),
         "curve": [(r.get("episodes"), r.get("accuracy"), r.get("labels")) for r in result.history],

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 from mmrlhf.feedback.records import EpisodeRecord
@@ -39,6 +40,41 @@ def episode_actions(episode: SingleAgentEpisode) -> list[Any]:
 def episode_rewards(episode: SingleAgentEpisode) -> list[float]:
     """The rewards of this chunk, one per step."""
     return _items(episode.rewards, episode.get_rewards)
+
+
+def episode_action_logps(episode: SingleAgentEpisode) -> list[float]:
+    """The sampling policy's log-probability of each action of this chunk (empty when the
+    module did not output them, e.g. random actions)."""
+    buffer = episode.extra_model_outputs.get(Columns.ACTION_LOGP)
+    if buffer is None:
+        return []
+    items = _items(buffer, lambda: episode.get_extra_model_outputs(Columns.ACTION_LOGP))
+    return [float(x) for x in items]
+
+
+def floor_share(chunks: Sequence[SingleAgentEpisode], floor_logp: float | None) -> float | None:
+    """How likely it is that a policy floor's uniform part drew every action of the episode.
+
+    A policy with a floor samples from the mixture (1 - f) softmax(z) + f / N, so the posterior
+    that an action a of probability p(a) came from the uniform part is (f / N) / p(a); over the
+    steps, the product. Episodes kept with this probability are a sample of uniform answers to
+    their scenes, which is what an unbiased look at a rarely given answer needs
+    (`feedback.queries.novel_queries`).
+
+    Args:
+        chunks: The episode's chunks, oldest first.
+        floor_logp: log(f / N) (`MultimodalModel.floor_logp`); None = no floor.
+
+    Returns:
+        The share in [0, 1], or None without a floor or without action log-probabilities.
+    """
+    if floor_logp is None:
+        return None
+    logps = [lp for chunk in chunks for lp in episode_action_logps(chunk)]
+    actions = sum(len(episode_actions(chunk)) for chunk in chunks)
+    if not logps or len(logps) != actions:
+        return None
+    return float(min(1.0, np.exp(sum(floor_logp - lp for lp in logps))))
 
 
 def set_episode_rewards(episode: SingleAgentEpisode, rewards: Sequence[float]) -> None:

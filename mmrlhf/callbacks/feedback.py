@@ -266,7 +266,8 @@ class FeedbackCallback(RLlibCallback):
                 self.config, hub=hub, runner_id=runner_id, tokenizer=tokenizer
             )
             logger.info("reward-model feedback on in EnvRunner %d", runner_id)
-        scored = self._rm.process(record, episode, chunks)
+        floor_logp = getattr(hook_kwargs.get("rl_module"), "floor_logp", None)
+        scored = self._rm.process(record, episode, chunks, floor_logp=floor_logp)
         self._write_rewards(episode, scored.reward)
         self._counts["rm_scored" if scored.reward is not None else "rm_unscored"] += 1
         if metrics_logger is not None and scored.reward is not None:

@@ -21,6 +21,7 @@ import numpy as np
 import ray
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
+from mmrlhf.callbacks.episodes import floor_share
 from mmrlhf.envs.tokenizer import Tokenizer
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.records import EpisodeRecord
@@ -116,14 +117,20 @@ class RewardModelFeedback:
         record: EpisodeRecord,
         episode: SingleAgentEpisode,
         prev_chunks: Sequence[SingleAgentEpisode] = (),
+        floor_logp: float | None = None,
     ) -> EpisodeReward:
-        """Score one finished episode and maybe send it to the hub."""
+        """Score one finished episode and maybe send it to the hub.
+
+        `floor_logp`: the sampling policy's floor (`MultimodalModel.floor_logp`), so the
+        sample says how likely the floor drew its response (`EpisodeSample.floor_share`).
+        """
         first = prev_chunks[0] if prev_chunks else episode
         sample = sample_from_record(
             record,
             prompt_ids=first_text(first),
             tokenizer=self.tokenizer,
             response_len=self.config.rm_response_len,
+            floor_share=floor_share([*prev_chunks, episode], floor_logp),
         )
         spec = self._spec_for(sample)
         published = self.client.poll(self.scorer.version)

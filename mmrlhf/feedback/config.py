@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
+QueryChallengers = Literal["any", "floor"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -204,6 +205,13 @@ class FeedbackConfig(BaseModel):
         description="Novel mode: weight of 1 / sqrt(1 + judged) against the z-scored upper "
         "bound when choosing a query's challenger (feedback.queries.novel_queries).",
     )  # fmt: skip
+    query_challengers: QueryChallengers = Field(
+        "any",
+        description="Novel mode: which episodes may be a challenger: any (chosen by "
+        "novelty and the reward model's z-scored bound), or only those the policy floor's "
+        "uniform part drew, chosen by novelty alone (model.policy_floor > 0; an unbiased "
+        "look at a rarely given answer, feedback.queries.novel_queries).",
+    )
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
     query_decay: float = Field(0.0, ge=0.0, description="Per-iteration decay of queries.")

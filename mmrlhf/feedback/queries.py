@@ -33,6 +33,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections import defaultdict
@@ -42,7 +43,7 @@ from typing import get_args
 
 import numpy as np
 
-from mmrlhf.feedback.config import QueryGroup, QueryMode, QueryRank
+from mmrlhf.feedback.config import QueryChallengers, QueryGroup, QueryMode, QueryRank
 from mmrlhf.feedback.novelty import judgement_key
 from mmrlhf.feedback.samples import EpisodeSample
 
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 QUERY_MODES: tuple[str, ...] = get_args(QueryMode)
 QUERY_GROUPS: tuple[str, ...] = get_args(QueryGroup)
 QUERY_RANKS: tuple[str, ...] = get_args(QueryRank)
+QUERY_CHALLENGERS: tuple[str, ...] = get_args(QueryChallengers)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
@@ -209,6 +211,7 @@ def select_queries(
     rank: QueryRank = "group",
     judged: Mapping[str, int] | None = None,
     novelty: float = 1.0,
+    challengers: QueryChallengers = "any",
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -229,6 +232,8 @@ def select_queries(
             docstring).
         judged: Novel mode: labelled episodes per `novelty.judgement_key` so far.
         novelty: Novel mode: weight of the novelty term (see `novel_queries`).
+        challengers: Novel mode: `any` episode may be a challenger, or only those the
+            policy floor drew (`floor`; see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -237,7 +242,7 @@ def select_queries(
     if mode == "novel" and score_fn is not None:
         return novel_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
-            novelty=novelty, exclude=exclude,
+            novelty=novelty, exclude=exclude, challengers=challengers,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -305,6 +310,7 @@ def novel_queries(
     novelty: float = 1.0,
     scan: int = 256,
     exclude: Collection[str] = (),
+    challengers: QueryChallengers = "any",
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -324,31 +330,56 @@ def novel_queries(
     bet on. An episode is used once; a challenger's response counts as judged once
     more for the rest of the round, so one round does not ask about one new answer again
     and again.
+
+    With `challengers="floor"` only episodes the policy floor's uniform part drew
+    (`floor_drawn`) may be challengers, and the reward model does not choose among them:
+    the challenger is the least-judged answer among them (ties at random). The policy gives
+    a rarely given answer where its reward model, or its own habits, put it, and the model
+    ranks an answer it has not learnt highest where it is wrong: on vqa an answer no label
+    had shown right was put to the labels again and again and never won (six of ten colour
+    and shape words ever shown right after 1,000 labels), and even among the floor's draws,
+    chosen by z, "green" won 1 of 89 challenges on colour questions, where a random scene
+    holds a green object one time in six. The floor's draws are uniform answers, blind to
+    the scene, so a challenger from them is right as often as its answer is right on a
+    random scene. The partners still come from every episode, by the model's bet.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
+    if challengers not in QUERY_CHALLENGERS:
+        raise ValueError(f"challengers must be one of {QUERY_CHALLENGERS}, got {challengers!r}")
     groups: dict[str, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
             groups[sample.prompt_key].append(i)
+    eligible = {
+        i for idx in groups.values() for i in idx
+        if challengers == "any" or floor_drawn(samples[i])
+    }  # fmt: skip
     counts = dict(judged)
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:
         free = {g: [i for i in idx if i not in used] for g, idx in groups.items()}
-        ready = [g for g, idx in free.items() if len({samples[i].response_key for i in idx}) >= k]
+        ready = [
+            g for g, idx in free.items()
+            if len({samples[i].response_key for i in idx}) >= k and eligible.intersection(idx)
+        ]  # fmt: skip
         if not ready:
             break
         sizes = np.array([len(free[g]) for g in ready], dtype=float)
         members = free[ready[int(rng.choice(len(ready), p=sizes / sizes.sum()))]]
         if len(members) > scan:
-            members = [members[int(j)] for j in rng.choice(len(members), scan, replace=False)]
+            members = _scan(members, scan, rng, keep=[i for i in members if i in eligible])
         scores = np.asarray(score_fn([samples[i] for i in members]))
         bounds = scores.mean(axis=0) + scores.std(axis=0)
         spread = float(bounds.std())
         z = (bounds - bounds.mean()) / spread if spread > 0 else np.zeros_like(bounds)
         seen = np.array([counts.get(judgement_key(samples[i]), 0) for i in members], dtype=float)
-        value = np.minimum(z, 0.0) + novelty / np.sqrt(1.0 + seen)
+        if challengers == "any":
+            value = np.minimum(z, 0.0) + novelty / np.sqrt(1.0 + seen)
+        else:  # the model does not choose among the floor's draws; ties go at random
+            value = novelty / np.sqrt(1.0 + seen) + 1e-9 * rng.random(len(members))
+        value[[i not in eligible for i in members]] = -np.inf
         challenger = int(np.argmax(value))
         chosen = [challenger]
         for j in np.argsort(-bounds, kind="stable"):
@@ -365,3 +396,26 @@ def novel_queries(
         counts[key] = counts.get(key, 0) + 1
         out.append([samples[members[c]] for c in chosen])
     return out
+
+
+def floor_drawn(sample: EpisodeSample) -> bool:
+    """Whether the policy floor's uniform part drew this episode's response: a draw with
+    probability `sample.floor_share` (False when unknown), made once per episode from a hash
+    of its id. Fixed, so an episode that stays in the pool for several rounds is not drawn
+    again each round until it passes."""
+    if not sample.floor_share:
+        return False
+    digest = hashlib.blake2b(sample.episode_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2.0**64 < sample.floor_share
+
+
+def _scan(members: list[int], scan: int, rng: np.random.Generator, keep: list[int]) -> list[int]:
+    """`scan` of `members`: all of `keep` that fit (when they are fewer than all), the rest at
+    random."""
+    if len(keep) in (0, len(members)):
+        return [members[int(j)] for j in rng.choice(len(members), scan, replace=False)]
+    kept = [keep[int(j)] for j in rng.choice(len(keep), min(scan, len(keep)), replace=False)]
+    taken = set(kept)
+    others = [i for i in members if i not in taken]
+    fill = min(scan - len(kept), len(others))
+    return kept + [others[int(j)] for j in rng.choice(len(others), fill, replace=False)]

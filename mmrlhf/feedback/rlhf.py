@@ -49,7 +49,7 @@ from mmrlhf.feedback.preferences import (
     RLHFLabel,
     label_cost,
 )
-from mmrlhf.feedback.queries import QuerySchedule, select_queries
+from mmrlhf.feedback.queries import QuerySchedule, floor_drawn, select_queries
 from mmrlhf.feedback.reward_model import (
     PublishedRewardModel,
     RewardEnsemble,
@@ -133,8 +133,10 @@ class RLHFState:
         self._accuracy: deque[tuple[float, int]] = deque(maxlen=ACCURACY_WINDOW)
         self._data_lock = threading.RLock()
         self._step_lock = threading.Lock()
+        # challenger_wins: novel-mode pairs whose challenger (the first episode) was preferred
+        # outright, the rate at which rarely given answers are shown right.
         self.counts = {"queries": 0, "skipped": 0, "ties": 0, "both_bad": 0, "both_good": 0,
-                       "refused": 0, "human": 0}  # fmt: skip
+                       "refused": 0, "human": 0, "challenger_wins": 0}  # fmt: skip
         self.human: HumanLabelBridge | None = None
         self._to_people: list[EpisodeSample] = []
         if config.human_store:
@@ -262,11 +264,12 @@ class RLHFState:
             exclude = set(self._labelled)
         if n <= 0:
             return 0
+        mode = self.config.query_mode if self.trainer.labels else "random"
         queries = select_queries(
             candidates,
             n,
             k=self.config.query_k,
-            mode=self.config.query_mode if self.trainer.labels else "random",
+            mode=mode,
             rng=self._rng,
             score_fn=self._member_scores,
             candidates=self.config.query_candidates,
@@ -275,6 +278,7 @@ class RLHFState:
             rank=self.config.query_rank,
             judged=self.judged.counts,
             novelty=self.config.query_novelty,
+            challengers=self.config.query_challengers,
         )
         labels: list[RLHFLabel] = []
         for query in queries:
@@ -289,6 +293,9 @@ class RLHFState:
                 self.counts["ties"] += 1
             if isinstance(label, PreferenceLabel) and label.tie is not None:
                 self.counts[label.tie] += 1
+            if mode == "novel" and isinstance(label, PreferenceLabel):
+                winner = {1.0: label.a, 0.0: label.b}.get(label.p_a)
+                self.counts["challenger_wins"] += winner == query[0].episode_id
             labels.append(label)
         return self.add_labels(labels, {s.episode_id: s for q in queries for s in q})
 
@@ -440,6 +447,14 @@ class RLHFState:
             return math.nan
         return sum(a * n for a, n in self._accuracy) / total
 
+    def _floor_drawn_share(self) -> float:
+        """Share of the pool the policy floor drew (`queries.floor_drawn`); nan when the
+        samples do not say (no floor)."""
+        samples = self.pool.samples()
+        if not samples or all(s.floor_share is None for s in samples):
+            return math.nan
+        return sum(floor_drawn(s) for s in samples) / len(samples)
+
     def stats(self) -> dict[str, Any]:
         """Plain numbers for the result dict."""
         with self._data_lock:
@@ -456,6 +471,7 @@ class RLHFState:
                 "rm_passes": 0.0 if self.trainer is None else self.trainer.passes,
                 "rm_contrastive_loss": self.last_pretrain.get("contrastive_loss", math.nan),
                 "pool": len(self.pool),
+                "pool_floor_drawn": self._floor_drawn_share(),
                 "episodes_received": self.pool.received,
                 "env_runners_sending": sorted(self._senders),
                 **self.counts,

@@ -47,6 +47,8 @@ class EpisodeSample:
         prompt: Decoded prompt (for people and logs).
         response: Decoded response (for people and logs).
         env_runner_id: EnvRunner that sampled it (-1 = none).
+        floor_share: Probability that the policy floor's uniform part drew the response
+            (`callbacks.episodes.floor_share`); None when unknown or without a floor.
     """
 
     episode_id: str
@@ -57,6 +59,7 @@ class EpisodeSample:
     prompt: str = ""
     response: str = ""
     env_runner_id: int = -1
+    floor_share: float | None = None
 
     @cached_property
     def prompt_key(self) -> str:
@@ -93,6 +96,7 @@ def sample_from_record(
     prompt_ids: np.ndarray,
     tokenizer: Tokenizer,
     response_len: int,
+    floor_share: float | None = None,
 ) -> EpisodeSample:
     """Build the sample of a finished episode.
 
@@ -101,6 +105,7 @@ def sample_from_record(
         prompt_ids: The first text observation.
         tokenizer: The env's tokenizer (encodes the response).
         response_len: Padded response length R.
+        floor_share: See `EpisodeSample.floor_share`.
 
     Raises:
         ValueError: If the record has no image.
@@ -116,6 +121,7 @@ def sample_from_record(
         prompt=record.prompt,
         response=record.response,
         env_runner_id=record.env_runner_id,
+        floor_share=floor_share,
     )
 
 

@@ -63,6 +63,13 @@ class PolicyValueHeads(nn.Module):
         self._log_keep = math.log1p(-floor)
         self._log_uniform = math.log(floor / num_actions) if floor > 0 else -math.inf
 
+    @property
+    def floor_logp(self) -> float | None:
+        """log(floor / num_actions): what the floor's uniform part gives each action (None
+        without a floor). With an action's log-probability it says how likely the floor drew
+        that action (`callbacks.episodes.floor_share`)."""
+        return self._log_uniform if self.floor > 0.0 else None
+
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Action logits (B, num_actions) (log-probabilities of the mixture with a floor)."""
         logits = self.policy(features)

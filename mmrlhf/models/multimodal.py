@@ -148,6 +148,12 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         """Weight of the auxiliary InfoNCE loss (read by ``MultimodalPPOLearner``)."""
         return self.mm_config.contrastive_weight
 
+    @property
+    def floor_logp(self) -> float | None:
+        """Log-probability the policy floor's uniform part gives each action (None without a
+        floor; read by the reward-model EnvRunner callback, `callbacks.episodes.floor_share`)."""
+        return self.output.floor_logp
+
     @staticmethod
     def _split_obs(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         obs = batch[Columns.OBS]

@@ -21,6 +21,10 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "label_queries": ("feedback", "queries"),
     "label_ties": ("feedback", "ties"),
     "label_both_bad": ("feedback", "both_bad"),
+    # Challenger queries (query_mode novel) the challenger won outright.
+    "label_challenger_wins": ("feedback", "challenger_wins"),
+    # Share of the hub's pool that the policy floor drew (queries.floor_drawn).
+    "pool_floor_drawn": ("feedback", "pool_floor_drawn"),
     "rm_version": ("feedback", "rm_version"),
     "rm_accuracy": ("feedback", "rm_accuracy"),
     "rm_pretrain_steps": ("feedback", "rm_pretrain_steps"),

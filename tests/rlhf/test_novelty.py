@@ -80,13 +80,20 @@ def test_the_hub_asks_challenger_queries_about_answers_no_label_has_judged(
     assert set(state.judged.counts) == {
         judgement_key(make_sample("x", response=r)) for r in (3, 4)
     }
-    new = [make_sample(f"2-{i}", seed=40 + i, response=9) for i in range(2)]
+    assert state.counts["challenger_wins"] == 0  # the first round has no challengers
+    # the new answer 9 is right (score 1), every other answer wrong
+    new = [make_sample(f"2-{i}", 1.0, seed=40 + i, response=9) for i in range(2)]
     state.add_episodes(new, tiny_spec)
     state.step(2)
     # both episodes of the new answer 9 were asked about, one per challenger query
-    asked = {e for label in state.training_labels()[4:] for e in label.episode_ids}
+    later = state.training_labels()[4:]
+    asked = {e for label in later for e in label.episode_ids}
     assert {s.episode_id for s in new} <= asked
     assert state.judged.counts[judgement_key(new[0])] == 2
+    # ... and each won: counted as challenger wins
+    challengers_won = sum(label.a in {s.episode_id for s in new} and label.p_a == 1.0
+                          for label in later)  # fmt: skip
+    assert challengers_won == 2 and state.counts["challenger_wins"] == 2
 
 
 def _group(prompt: int, responses: list[int], first: int = 0) -> list[EpisodeSample]:

@@ -1,0 +1,153 @@
+"""Challengers drawn from the policy floor: the share an episode's response owes to the floor's
+uniform part, the fixed per-episode draw, and challenger queries restricted to those draws."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.columns import Columns
+
+import mmrlhf.envs  # noqa: F401  (registers "MyMultimodalEnv" with RLlib)
+from mmrlhf.callbacks import apply_feedback
+from mmrlhf.callbacks.env_runner import CompleteEpisodesEnvRunner
+from mmrlhf.callbacks.episodes import floor_share
+from mmrlhf.config import ExperimentConfig
+from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.feedback.novelty import judgement_key
+from mmrlhf.feedback.queries import floor_drawn, novel_queries, select_queries
+from mmrlhf.feedback.reward_model import RewardModelSpec
+from mmrlhf.feedback.rlhf import RLHFState
+from mmrlhf.feedback.samples import EpisodeSample
+from mmrlhf.models import ModelConfig, model_spec
+from tests.rlhf.conftest import TINY_RM, make_sample
+
+FLOOR = 0.5
+
+
+@pytest.mark.ray
+def test_floor_share_is_the_posterior_of_the_uniform_part(ray_session: None) -> None:
+    """On a sharpened policy the share differs per answer, yet its mean is the floor itself:
+    the posterior that the uniform part drew an action averages to that part's weight."""
+    model = ModelConfig(text_encoder="bag", embed_dim=16, hidden_sizes=(16,), policy_floor=FLOOR)
+    config = (
+        PPOConfig()
+        .environment("MyMultimodalEnv", env_config={"task": "vqa", "image_size": 16})
+        .rl_module(rl_module_spec=model_spec(model))
+        .env_runners(num_envs_per_env_runner=4)
+        .debugging(seed=0)
+    )
+    runner = CompleteEpisodesEnvRunner(config=apply_feedback(config, FeedbackConfig()))
+    module = runner.module
+    n = module.action_space.n
+    assert module.floor_logp == pytest.approx(np.log(FLOOR / n))
+    with torch.no_grad():  # a sure policy: the share is small on its favourites only
+        module.output.policy[-1].weight.mul_(2000.0)
+    episodes = [ep for _ in range(60) for ep in runner.sample(num_episodes=20)]
+    shares = np.array([floor_share([ep], module.floor_logp) for ep in episodes])
+    logps = np.array([float(ep.get_extra_model_outputs(Columns.ACTION_LOGP)[0]) for ep in episodes])
+    np.testing.assert_allclose(shares, np.minimum(1.0, FLOOR / n / np.exp(logps)), rtol=1e-5)
+    assert shares.min() < 0.2 and shares.max() > 0.9  # favourites vs answers only the floor gives
+    assert abs(shares.mean() - FLOOR) < 0.06  # 1,200 episodes: sd about 0.015
+    assert floor_share(episodes[:1], None) is None  # no floor, nothing to say
+
+
+def test_the_floor_draw_is_fixed_per_episode_and_as_likely_as_the_share() -> None:
+    samples = [replace(make_sample(f"e{i}"), floor_share=0.3) for i in range(4000)]
+    drawn = [floor_drawn(s) for s in samples]
+    assert drawn == [floor_drawn(s) for s in samples]  # asked again: the same answer
+    assert abs(np.mean(drawn) - 0.3) < 0.03
+    assert not any(floor_drawn(replace(s, floor_share=share))
+                   for s in samples[:50] for share in (None, 0.0))  # fmt: skip
+    assert all(floor_drawn(replace(s, floor_share=1.0)) for s in samples[:50])
+
+
+def _with_share(samples: list[EpisodeSample], drawn: set[str]) -> list[EpisodeSample]:
+    return [replace(s, floor_share=1.0 if s.episode_id in drawn else 0.0) for s in samples]
+
+
+def test_floor_challengers_come_only_from_the_floors_draws() -> None:
+    """Answer 6 has never been judged, but its only episode is the policy's own choice: with
+    floor challengers the challenger is the floor's draw of answer 5 (judged once) instead,
+    not its draw of answer 3 (judged 9 times); the partner is still the model's best bet,
+    from any episode."""
+    plain = [make_sample(f"p-{i}", seed=i, response=r) for i, r in enumerate([3, 3, 4, 4, 5, 6])]
+    samples = _with_share(plain, {"p-0", "p-4"})
+    judged = {judgement_key(s): 9 for s in samples if s.response_ids[0] in (3, 4)}
+    judged[judgement_key(samples[4])] = 1  # answer 5: judged once
+    bet = {"p-2": 2.0}
+
+    def score(batch: list[EpisodeSample]) -> np.ndarray:
+        return np.array([[bet.get(s.episode_id, 0.0) for s in batch]] * 2)
+
+    def first(challengers: str) -> list[str]:
+        (query,) = novel_queries(samples, 1, k=2, rng=np.random.default_rng(0), score_fn=score,
+                                 judged=judged, challengers=challengers)  # fmt: skip
+        return [s.episode_id for s in query]
+
+    assert first("any") == ["p-5", "p-2"]
+    assert first("floor") == ["p-4", "p-2"]
+    # only two floor draws: at most two queries however many are asked for
+    queries = select_queries(samples, 5, mode="novel", rng=np.random.default_rng(0),
+                             score_fn=score, judged=judged, challengers="floor")  # fmt: skip
+    assert sorted(q[0].episode_id for q in queries) == ["p-0", "p-4"]
+    # no sample says where its answer came from: no floor challengers at all
+    assert select_queries(plain, 5, mode="novel", rng=np.random.default_rng(0), score_fn=score,
+                          judged=judged, challengers="floor") == []  # fmt: skip
+    with pytest.raises(ValueError, match="challengers must be one of"):
+        first("uniform")
+
+
+def test_floor_challengers_scan_every_floor_draw_of_a_large_prompt() -> None:
+    """A prompt with more episodes than a scan holds keeps its floor draws in the scan."""
+    plain = [make_sample(f"q-{i}", seed=i, response=3 + i % 4) for i in range(40)]
+    samples = _with_share(plain, {"q-37"})
+    zero = lambda b: np.zeros((1, len(b)))  # noqa: E731
+    (query,) = novel_queries(samples, 1, k=2, rng=np.random.default_rng(0), score_fn=zero,
+                             judged={}, scan=8, challengers="floor")  # fmt: skip
+    assert query[0].episode_id == "q-37"
+
+
+def test_floor_challengers_need_a_policy_floor() -> None:
+    feedback = {"enabled": True, "source": "reward_model", "query_mode": "novel",
+                "query_challengers": "floor"}  # fmt: skip
+    with pytest.raises(ValueError, match="model.policy_floor must be > 0"):
+        ExperimentConfig.model_validate({"feedback": feedback})
+    cfg = ExperimentConfig.model_validate({"feedback": feedback, "model": {"policy_floor": 0.3}})
+    assert cfg.feedback.query_challengers == "floor"
+
+
+def test_the_hub_reports_the_share_of_its_pool_the_floor_drew(tiny_spec: RewardModelSpec) -> None:
+    state = RLHFState(FeedbackConfig(enabled=True, source="reward_model", **TINY_RM))
+    assert math.isnan(state.stats()["pool_floor_drawn"])  # empty pool
+    state.add_episodes([make_sample(f"a{i}", seed=i) for i in range(10)], tiny_spec)
+    assert math.isnan(state.stats()["pool_floor_drawn"])  # no sample says (no floor)
+    drawn = [replace(make_sample(f"b{i}", seed=i), floor_share=1.0) for i in range(30)]
+    state.add_episodes(drawn, tiny_spec)
+    assert state.stats()["pool_floor_drawn"] == pytest.approx(30 / 40)
+
+
+def test_the_model_does_not_choose_among_the_floors_draws() -> None:
+    """Two floor draws of answers judged equally often: the model rules one out. Any
+    challengers never take it; floor challengers take either draw, at random."""
+    plain = [make_sample(f"r-{i}", seed=i, response=r) for i, r in enumerate([3, 4, 5])]
+    samples = _with_share(plain, {"r-0", "r-1"})
+    low = {"r-1": -10.0}
+
+    def score(batch: list[EpisodeSample]) -> np.ndarray:
+        return np.array([[low.get(s.episode_id, 0.0) for s in batch]] * 2)
+
+    def challengers(kind: str) -> set[str]:
+        firsts = set()
+        for seed in range(20):
+            (query,) = novel_queries(samples, 1, k=2, rng=np.random.default_rng(seed),
+                                     score_fn=score, judged={}, challengers=kind)  # fmt: skip
+            firsts.add(query[0].episode_id)
+        return firsts
+
+    assert "r-1" not in challengers("any")
+    assert challengers("floor") == {"r-0", "r-1"}
