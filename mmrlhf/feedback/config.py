@@ -212,6 +212,13 @@ class FeedbackConfig(BaseModel):
         "uniform part drew, chosen by novelty alone (model.policy_floor > 0; an unbiased "
         "look at a rarely given answer, feedback.queries.novel_queries).",
     )
+    query_give_up: int = Field(
+        0, ge=0,
+        description="Floor challengers: > 0 = an answer leaves their rotation once a label "
+        "showed it right, or after this many labelled episodes without one; with none left "
+        "in the pool, challengers are chosen as with query_challengers=any. 0 = every "
+        "answer stays in the rotation.",
+    )  # fmt: skip
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
     query_decay: float = Field(0.0, ge=0.0, description="Per-iteration decay of queries.")

@@ -33,7 +33,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from mmrlhf.feedback.preferences import RLHFLabel
+from mmrlhf.feedback.preferences import RLHFLabel, own_judgements, strict_winners
 from mmrlhf.feedback.samples import EpisodeSample
 
 
@@ -50,10 +50,13 @@ def novelty_bonus(scale: float, judged: int) -> float:
 
 
 class JudgedCounts:
-    """How many labelled episodes gave each response, from every label added."""
+    """How many labelled episodes gave each response (`counts`), and how many of those the
+    labels showed right (`shown_right`: strict winners, "both good" ties, thumbs up), from
+    every label added."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.shown_right: Counter[str] = Counter()
 
     def add(self, labels: Iterable[RLHFLabel], samples: Mapping[str, EpisodeSample]) -> None:
         """Count each episode every label names.
@@ -66,6 +69,9 @@ class JudgedCounts:
                 if episode not in samples:
                     raise KeyError(f"label names episode {episode!r}, which samples do not hold")
                 self.counts[judgement_key(samples[episode])] += 1
+        right = strict_winners(labels) + [e for e, good in own_judgements(labels) if good]
+        for episode in right:
+            self.shown_right[judgement_key(samples[episode])] += 1
 
     def snapshot(self) -> dict[str, int]:
         """A plain copy, to publish."""

@@ -212,6 +212,8 @@ def select_queries(
     judged: Mapping[str, int] | None = None,
     novelty: float = 1.0,
     challengers: QueryChallengers = "any",
+    shown_right: Mapping[str, int] | None = None,
+    give_up: int = 0,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -234,6 +236,9 @@ def select_queries(
         novelty: Novel mode: weight of the novelty term (see `novel_queries`).
         challengers: Novel mode: `any` episode may be a challenger, or only those the
             policy floor drew (`floor`; see `novel_queries`).
+        shown_right: Novel mode, floor challengers: labelled episodes per judgement key
+            that the labels showed right.
+        give_up: Novel mode, floor challengers: see `novel_queries`.
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -243,6 +248,7 @@ def select_queries(
         return novel_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude, challengers=challengers,
+            shown_right=shown_right or {}, give_up=give_up,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -311,6 +317,8 @@ def novel_queries(
     scan: int = 256,
     exclude: Collection[str] = (),
     challengers: QueryChallengers = "any",
+    shown_right: Mapping[str, int] | None = None,
+    give_up: int = 0,
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -342,6 +350,12 @@ def novel_queries(
     holds a green object one time in six. The floor's draws are uniform answers, blind to
     the scene, so a challenger from them is right as often as its answer is right on a
     random scene. The partners still come from every episode, by the model's bet.
+
+    With `give_up` > 0 an answer stays among the floor challengers only until a label has
+    shown it right (`shown_right`) or `give_up` labelled episodes have given it without one:
+    an answer that is never right (on vqa, 18 of 28) otherwise takes as many labels as one
+    that is. Once no floor draw in the pool has an answer left, challengers are chosen as
+    with `challengers="any"`.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
@@ -351,11 +365,20 @@ def novel_queries(
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
             groups[sample.prompt_key].append(i)
+    counts = dict(judged)
+    right = shown_right or {}
+
+    def open_answer(sample: EpisodeSample) -> bool:
+        key = judgement_key(sample)
+        return give_up <= 0 or (right.get(key, 0) == 0 and counts.get(key, 0) < give_up)
+
     eligible = {
         i for idx in groups.values() for i in idx
-        if challengers == "any" or floor_drawn(samples[i])
+        if challengers == "any" or (floor_drawn(samples[i]) and open_answer(samples[i]))
     }  # fmt: skip
-    counts = dict(judged)
+    if challengers == "floor" and give_up > 0 and not eligible:  # every answer settled
+        challengers = "any"
+        eligible = {i for idx in groups.values() for i in idx}
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:
@@ -394,6 +417,8 @@ def novel_queries(
         used.update(members[c] for c in chosen)
         key = judgement_key(samples[members[challenger]])
         counts[key] = counts.get(key, 0) + 1
+        if challengers == "floor" and give_up > 0 and counts[key] >= give_up:
+            eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
     return out
 

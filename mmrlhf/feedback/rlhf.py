@@ -279,6 +279,8 @@ class RLHFState:
             judged=self.judged.counts,
             novelty=self.config.query_novelty,
             challengers=self.config.query_challengers,
+            shown_right=self.judged.shown_right,
+            give_up=self.config.query_give_up,
         )
         labels: list[RLHFLabel] = []
         for query in queries:

@@ -18,7 +18,8 @@ from mmrlhf.callbacks.env_runner import CompleteEpisodesEnvRunner
 from mmrlhf.callbacks.episodes import floor_share
 from mmrlhf.config import ExperimentConfig
 from mmrlhf.feedback.config import FeedbackConfig
-from mmrlhf.feedback.novelty import judgement_key
+from mmrlhf.feedback.novelty import JudgedCounts, judgement_key
+from mmrlhf.feedback.preferences import BinaryLabel, PreferenceLabel
 from mmrlhf.feedback.queries import floor_drawn, novel_queries, select_queries
 from mmrlhf.feedback.reward_model import RewardModelSpec
 from mmrlhf.feedback.rlhf import RLHFState
@@ -151,3 +152,43 @@ def test_the_model_does_not_choose_among_the_floors_draws() -> None:
 
     assert "r-1" not in challengers("any")
     assert challengers("floor") == {"r-0", "r-1"}
+
+
+def test_counts_say_which_answers_the_labels_showed_right() -> None:
+    a, b, c, d = (make_sample(x, response=r) for x, r in zip("abcd", (3, 4, 5, 6), strict=True))
+    counts = JudgedCounts()
+    counts.add([PreferenceLabel("a", "b", 1.0), PreferenceLabel("c", "d", 0.5, tie="both_good"),
+                PreferenceLabel("b", "d", 0.5), BinaryLabel("d", True)],
+               {s.episode_id: s for s in (a, b, c, d)})  # fmt: skip
+    assert counts.shown_right == {judgement_key(a): 1, judgement_key(c): 1, judgement_key(d): 2}
+    assert counts.counts[judgement_key(b)] == 2  # judged twice, never right
+
+
+def test_floor_challengers_give_up_on_answers_and_leave_confirmed_ones() -> None:
+    """Answer 3 was shown right and answer 4 has used up its tries: of the floor's draws only
+    answer 5 is left, once; then the model's challengers take over."""
+    plain = [make_sample(f"g-{i}", seed=i, response=r) for i, r in enumerate([3, 4, 5, 6, 6])]
+    samples = _with_share(plain, {"g-0", "g-1", "g-2"})
+    keys = {r: judgement_key(plain[i]) for i, r in enumerate([3, 4, 5])}
+    judged, right = {keys[3]: 1, keys[4]: 2, keys[5]: 1}, {keys[3]: 1}
+    zero = lambda b: np.zeros((1, len(b)))  # noqa: E731
+
+    def first(pool: list[EpisodeSample], give_up: int) -> list[int]:
+        queries = select_queries(pool, 1, mode="novel", rng=np.random.default_rng(0),
+                                 score_fn=zero, judged=judged, challengers="floor",
+                                 shown_right=right, give_up=give_up)  # fmt: skip
+        return [int(q[0].response_ids[0]) for q in queries]
+
+    assert first(samples, give_up=2) == [5]
+    # without a give-up every floor draw stays: the least judged goes first (3 and 5 tie)
+    assert first(samples, give_up=0) in ([3], [5])
+    # answer 5 used up too: no floor draw left, so any episode may be the challenger, and
+    # the never-judged answer 6 (no floor draw) is
+    judged[keys[5]] = 2
+    assert first(samples, give_up=2) == [6]
+    # within one round an answer that reaches the give-up leaves at once
+    judged[keys[5]] = 1
+    queries = novel_queries(samples, 3, k=2, rng=np.random.default_rng(0), score_fn=zero,
+                            judged=judged, challengers="floor", shown_right=right,
+                            give_up=2)  # fmt: skip
+    assert [int(q[0].response_ids[0]) for q in queries] == [5]
