@@ -342,14 +342,13 @@ def novel_queries(
     With `challengers="floor"` only episodes the policy floor's uniform part drew
     (`floor_drawn`) may be challengers, and the reward model does not choose among them:
     the challenger is the least-judged answer among them (ties at random). The policy gives
-    a rarely given answer where its reward model, or its own habits, put it, and the model
-    ranks an answer it has not learnt highest where it is wrong: on vqa an answer no label
-    had shown right was put to the labels again and again and never won (six of ten colour
-    and shape words ever shown right after 1,000 labels), and even among the floor's draws,
-    chosen by z, "green" won 1 of 89 challenges on colour questions, where a random scene
-    holds a green object one time in six. The floor's draws are uniform answers, blind to
-    the scene, so a challenger from them is right as often as its answer is right on a
-    random scene. The partners still come from every episode, by the model's bet.
+    a rarely given answer where its reward model, or its own habits, put it, and a model
+    that has seen an answer only wrong rates it lowest everywhere: on vqa such answers were
+    rarely put to the labels again (six of ten colour and shape words ever shown right after
+    1,000 labels; with floor draws chosen by z, orange was a challenger on two colour
+    questions in 1,000 labels). The floor's draws are uniform answers, blind to the scene,
+    so a challenger from them is right as often as its answer is right on a random scene.
+    The partners still come from every episode, by the model's bet.
 
     With `give_up` > 0 an answer stays among the floor challengers only until a label has
     shown it right (`shown_right`) or `give_up` labelled episodes have given it without one:
