@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from mmrlhf.feedback.records import EpisodeRecord
 from mmrlhf.feedback.reward_model import RewardModelSpec
 from mmrlhf.feedback.rlhf import make_spec
 from mmrlhf.feedback.rm_hub import RewardModelClient
-from mmrlhf.feedback.samples import EpisodeSample, sample_from_record
+from mmrlhf.feedback.samples import EpisodeSample, hash_u64, sample_from_record
 from mmrlhf.feedback.scoring import RewardScorer
 
 logger = logging.getLogger(__name__)
@@ -150,9 +149,7 @@ class RewardModelFeedback:
         depend on model state."""
         if self.config.rm_send_fraction >= 1.0:
             return True
-        digest = hashlib.blake2b(sample.scene_key.encode(), digest_size=8,
-                                 key=self._send_key)  # fmt: skip
-        return int.from_bytes(digest.digest(), "little") < self._send_below
+        return hash_u64(sample.scene_key, self._send_key) < self._send_below
 
     def end_sample(self) -> None:
         """Send what is buffered (fire-and-forget); collect a finished weight check."""

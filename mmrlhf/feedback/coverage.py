@@ -28,9 +28,9 @@ from mmrlhf.feedback.preferences import (
     PreferenceLabel,
     RankingLabel,
     RLHFLabel,
+    judged_good,
     own_judgements,
     pairwise_outcomes,
-    strict_winners,
 )
 from mmrlhf.feedback.samples import EpisodeSample
 
@@ -99,8 +99,9 @@ def label_coverage(
             for episode in {worse for _, worse in pairwise_outcomes(label)}:
                 bad[text(episode)] += 1
     for episode, is_good in own_judgements(labels):
-        (good if is_good else bad)[text(episode)] += 1
-    for episode in strict_winners(labels):
+        if not is_good:
+            bad[text(episode)] += 1
+    for episode in judged_good(labels):
         good[text(episode)] += 1
     rows = [ResponseCoverage(r, shown[r], good[r], bad[r]) for r in shown]
     rows.sort(key=lambda r: (-r.good, -r.shown, r.response))

@@ -33,7 +33,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from mmrlhf.feedback.preferences import RLHFLabel, own_judgements, strict_winners
+from mmrlhf.feedback.preferences import RLHFLabel, judged_good
 from mmrlhf.feedback.samples import EpisodeSample
 
 
@@ -64,13 +64,13 @@ class JudgedCounts:
         Raises:
             KeyError: A label names an episode `samples` does not hold.
         """
+        labels = list(labels)  # read twice
         for label in labels:
             for episode in label.episode_ids:
                 if episode not in samples:
                     raise KeyError(f"label names episode {episode!r}, which samples do not hold")
                 self.counts[judgement_key(samples[episode])] += 1
-        right = strict_winners(labels) + [e for e, good in own_judgements(labels) if good]
-        for episode in right:
+        for episode in judged_good(labels):
             self.shown_right[judgement_key(samples[episode])] += 1
 
     def snapshot(self) -> dict[str, int]:

@@ -201,6 +201,12 @@ def own_judgements(labels: Sequence[RLHFLabel]) -> list[tuple[str, bool]]:
     return judged + [o for lab in labels for o in absolute_outcomes(lab)]
 
 
+def judged_good(labels: Sequence[RLHFLabel]) -> list[str]:
+    """Episodes the labels showed right: strict winners (`strict_winners`), both episodes of
+    a tie marked "both good", thumbs up (`own_judgements`)."""
+    return strict_winners(labels) + [e for e, good in own_judgements(labels) if good]
+
+
 class Scored(Protocol):
     """Anything a simulated rater can judge: an episode id and a ground-truth score."""
 

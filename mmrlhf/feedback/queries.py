@@ -33,7 +33,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections import defaultdict
@@ -248,7 +247,7 @@ def select_queries(
         return novel_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude, challengers=challengers,
-            shown_right=shown_right or {}, give_up=give_up,
+            shown_right=shown_right, give_up=give_up,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -340,15 +339,15 @@ def novel_queries(
     and again.
 
     With `challengers="floor"` only episodes the policy floor's uniform part drew
-    (`floor_drawn`) may be challengers, and the reward model does not choose among them:
-    the challenger is the least-judged answer among them (ties at random). The policy gives
-    a rarely given answer where its reward model, or its own habits, put it, and a model
-    that has seen an answer only wrong rates it lowest everywhere: on vqa such answers were
-    rarely put to the labels again (six of ten colour and shape words ever shown right after
-    1,000 labels; with floor draws chosen by z, orange was a challenger on two colour
-    questions in 1,000 labels). The floor's draws are uniform answers, blind to the scene,
-    so a challenger from them is right as often as its answer is right on a random scene.
-    The partners still come from every episode, by the model's bet.
+    (`EpisodeSample.floor_drawn`) may be challengers, and the reward model does not choose
+    among them: the challenger is the least-judged answer among them (ties at random). The
+    policy gives a rarely given answer where its reward model, or its own habits, put it,
+    and a model that has seen an answer only wrong rates it lowest everywhere: on vqa such
+    answers were rarely put to the labels again (six of ten colour and shape words ever
+    shown right after 1,000 labels; with floor draws chosen by z, orange was a challenger on
+    two colour questions in 1,000 labels). The floor's draws are uniform answers, blind to
+    the scene, so a challenger from them is right as often as its answer is right on a
+    random scene. The partners still come from every episode, by the model's bet.
 
     With `give_up` > 0 an answer stays among the floor challengers only until a label has
     shown it right (`shown_right`) or `give_up` labelled episodes have given it without one:
@@ -366,17 +365,19 @@ def novel_queries(
             groups[sample.prompt_key].append(i)
     counts = dict(judged)
     right = shown_right or {}
+    # Floor challengers with a give-up: answers leave the rotation as they settle.
+    rotating = challengers == "floor" and give_up > 0
 
     def open_answer(sample: EpisodeSample) -> bool:
         key = judgement_key(sample)
-        return give_up <= 0 or (right.get(key, 0) == 0 and counts.get(key, 0) < give_up)
+        return not rotating or (right.get(key, 0) == 0 and counts.get(key, 0) < give_up)
 
     eligible = {
         i for idx in groups.values() for i in idx
-        if challengers == "any" or (floor_drawn(samples[i]) and open_answer(samples[i]))
+        if challengers == "any" or (samples[i].floor_drawn and open_answer(samples[i]))
     }  # fmt: skip
-    if challengers == "floor" and give_up > 0 and not eligible:  # every answer settled
-        challengers = "any"
+    if rotating and not eligible:  # every answer settled: the model's challengers
+        challengers, rotating = "any", False
         eligible = {i for idx in groups.values() for i in idx}
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
@@ -416,21 +417,10 @@ def novel_queries(
         used.update(members[c] for c in chosen)
         key = judgement_key(samples[members[challenger]])
         counts[key] = counts.get(key, 0) + 1
-        if challengers == "floor" and give_up > 0 and counts[key] >= give_up:
+        if rotating and counts[key] >= give_up:
             eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
     return out
-
-
-def floor_drawn(sample: EpisodeSample) -> bool:
-    """Whether the policy floor's uniform part drew this episode's response: a draw with
-    probability `sample.floor_share` (False when unknown), made once per episode from a hash
-    of its id. Fixed, so an episode that stays in the pool for several rounds is not drawn
-    again each round until it passes."""
-    if not sample.floor_share:
-        return False
-    digest = hashlib.blake2b(sample.episode_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2.0**64 < sample.floor_share
 
 
 def _scan(members: list[int], scan: int, rng: np.random.Generator, keep: list[int]) -> list[int]:

@@ -48,8 +48,9 @@ from mmrlhf.feedback.preferences import (
     RankingLabel,
     RLHFLabel,
     label_cost,
+    strict_winners,
 )
-from mmrlhf.feedback.queries import QuerySchedule, floor_drawn, select_queries
+from mmrlhf.feedback.queries import QuerySchedule, select_queries
 from mmrlhf.feedback.reward_model import (
     PublishedRewardModel,
     RewardEnsemble,
@@ -296,8 +297,7 @@ class RLHFState:
             if isinstance(label, PreferenceLabel) and label.tie is not None:
                 self.counts[label.tie] += 1
             if mode == "novel" and isinstance(label, PreferenceLabel):
-                winner = {1.0: label.a, 0.0: label.b}.get(label.p_a)
-                self.counts["challenger_wins"] += winner == query[0].episode_id
+                self.counts["challenger_wins"] += strict_winners([label]) == [query[0].episode_id]
             labels.append(label)
         return self.add_labels(labels, {s.episode_id: s for q in queries for s in q})
 
@@ -450,12 +450,12 @@ class RLHFState:
         return sum(a * n for a, n in self._accuracy) / total
 
     def _floor_drawn_share(self) -> float:
-        """Share of the pool the policy floor drew (`queries.floor_drawn`); nan when the
+        """Share of the pool the policy floor drew (`EpisodeSample.floor_drawn`); nan when the
         samples do not say (no floor)."""
         samples = self.pool.samples()
         if not samples or all(s.floor_share is None for s in samples):
             return math.nan
-        return sum(floor_drawn(s) for s in samples) / len(samples)
+        return sum(s.floor_drawn for s in samples) / len(samples)
 
     def stats(self) -> dict[str, Any]:
         """Plain numbers for the result dict."""

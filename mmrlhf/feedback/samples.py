@@ -79,10 +79,27 @@ class EpisodeSample:
         """Groups episodes with the same response tokens."""
         return hashlib.blake2b(self.response_ids.tobytes(), digest_size=8).hexdigest()
 
+    @cached_property
+    def floor_drawn(self) -> bool:
+        """Whether the policy floor's uniform part drew the response: a draw with probability
+        `floor_share` (False when unknown), made once per episode from a hash of its id.
+        Fixed, so an episode that stays in a query pool for several rounds is not drawn again
+        each round until it passes (`feedback.queries.novel_queries`)."""
+        if not self.floor_share:
+            return False
+        return hash_u64(self.episode_id) < self.floor_share * 2.0**64
+
     @property
     def nbytes(self) -> int:
         """Bytes of array data."""
         return int(self.image.nbytes + self.prompt_ids.nbytes + self.response_ids.nbytes)
+
+
+def hash_u64(text: str, key: bytes = b"") -> int:
+    """A 64-bit number from `text` (blake2b, keyed with `key`): the same in every process and
+    run, so a draw made with it is fixed per text."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8, key=key).digest()
+    return int.from_bytes(digest, "little")
 
 
 def encode_response(tokenizer: Tokenizer, response: str, length: int) -> np.ndarray:

@@ -23,7 +23,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "label_both_bad": ("feedback", "both_bad"),
     # Challenger queries (query_mode novel) the challenger won outright.
     "label_challenger_wins": ("feedback", "challenger_wins"),
-    # Share of the hub's pool that the policy floor drew (queries.floor_drawn).
+    # Share of the hub's pool that the policy floor drew (EpisodeSample.floor_drawn).
     "pool_floor_drawn": ("feedback", "pool_floor_drawn"),
     "rm_version": ("feedback", "rm_version"),
     "rm_accuracy": ("feedback", "rm_accuracy"),

@@ -20,7 +20,7 @@ from mmrlhf.config import ExperimentConfig
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.novelty import JudgedCounts, judgement_key
 from mmrlhf.feedback.preferences import BinaryLabel, PreferenceLabel
-from mmrlhf.feedback.queries import floor_drawn, novel_queries, select_queries
+from mmrlhf.feedback.queries import novel_queries, select_queries
 from mmrlhf.feedback.reward_model import RewardModelSpec
 from mmrlhf.feedback.rlhf import RLHFState
 from mmrlhf.feedback.samples import EpisodeSample
@@ -59,12 +59,12 @@ def test_floor_share_is_the_posterior_of_the_uniform_part(ray_session: None) -> 
 
 def test_the_floor_draw_is_fixed_per_episode_and_as_likely_as_the_share() -> None:
     samples = [replace(make_sample(f"e{i}"), floor_share=0.3) for i in range(4000)]
-    drawn = [floor_drawn(s) for s in samples]
-    assert drawn == [floor_drawn(s) for s in samples]  # asked again: the same answer
+    drawn = [s.floor_drawn for s in samples]
+    assert drawn == [replace(s).floor_drawn for s in samples]  # asked again: the same answer
     assert abs(np.mean(drawn) - 0.3) < 0.03
-    assert not any(floor_drawn(replace(s, floor_share=share))
+    assert not any(replace(s, floor_share=share).floor_drawn
                    for s in samples[:50] for share in (None, 0.0))  # fmt: skip
-    assert all(floor_drawn(replace(s, floor_share=1.0)) for s in samples[:50])
+    assert all(replace(s, floor_share=1.0).floor_drawn for s in samples[:50])
 
 
 def _with_share(samples: list[EpisodeSample], drawn: set[str]) -> list[EpisodeSample]:
