@@ -34,6 +34,7 @@ RMImageEncoder = Literal["cnn", "vit"]
 RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint", "factored_attention"]
 RMAttentionGate = Literal["softmax", "sigmoid"]
 RMHead = Literal["compare", "answer_logits", "answer_sigmoid"]
+RMWinners = Literal["strict", "judged_good"]
 # Heads that score a response from logits over the vocabulary: a log-likelihood
 # (answer_logits) or the log-odds of being right (answer_sigmoid).
 ANSWER_HEADS: tuple[str, ...] = ("answer_logits", "answer_sigmoid")
@@ -190,6 +191,17 @@ class FeedbackConfig(BaseModel):
         description="answer heads only: weight of the strict winners' log-likelihood "
         "in the RM loss (each winner's answer fitted as the answer to its scene; right for "
         "tasks with one best answer, such as vqa). 0 = preferences alone.",
+    )
+    rm_winner_softmax: bool = Field(
+        False,
+        description="answer_sigmoid only: fit each winner with a softmax over the head's "
+        "logits, so a right answer also pushes every other answer to its scene down (as a "
+        "supervised label does), not only its own odds up.",
+    )
+    rm_winners: RMWinners = Field(
+        "strict",
+        description="Episodes the winner term fits: strict (strict winners of pairs and "
+        "rankings) or judged_good (also both episodes of a tie marked 'both good', thumbs up).",
     )
 
     # RLHF: queries and the simulated preference rater.
@@ -412,6 +424,12 @@ class FeedbackConfig(BaseModel):
                 f"rm_winner_weight > 0 ({self.rm_winner_weight}) needs an answer head, "
                 f"rm_head one of {ANSWER_HEADS} (they read a reward as log P(right)), got "
                 f"rm_head={self.rm_head!r}"
+            )
+        if self.rm_winner_weight == 0 and (self.rm_winner_softmax or self.rm_winners != "strict"):
+            raise ValueError(
+                f"rm_winner_softmax ({self.rm_winner_softmax}) and rm_winners "
+                f"({self.rm_winners!r}) shape the winner term, which rm_winner_weight=0 turns "
+                f"off; set rm_winner_weight > 0 or leave them at their defaults"
             )
         return self
 

@@ -158,16 +158,23 @@ class RewardModel(nn.Module):
             per_word = (
                 torch.log_softmax(logits, dim=-1) if self.head_kind == "answer_logits" else logits
             )
-            ids = response.long()
-            mask = ids != PAD_ID
-            # An empty response is scored as the pad token, like any other answer; averaging
-            # over no tokens would give it 0, the best log-likelihood there is.
-            mask[:, 0] |= ~mask.any(-1)
-            weights = mask.to(per_word.dtype)
-            return (per_word.gather(1, ids) * weights).sum(-1) / weights.sum(-1)
+            return _mean_over_tokens(per_word, response)
         answer = self.text_encoder(response.long()).pooled
         context = self.context(features)
         return self.head(torch.cat([features, answer, context * answer], dim=-1)).squeeze(-1)
+
+    def answer_log_likelihood(
+        self, features: torch.Tensor, response: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean log-softmax probability (B,) of the responses' tokens among every word the
+        answer head can give (answer heads only). For `answer_logits` this is the reward; for
+        `answer_sigmoid` it reads the same logits as one categorical answer per scene, which
+        is what the winner term's softmax form fits (`TrainerSettings.winner_softmax`)."""
+        if self.head_kind not in ANSWER_HEADS:
+            raise ValueError(
+                f"answer_log_likelihood needs an answer head {ANSWER_HEADS}, not {self.head_kind!r}"
+            )
+        return _mean_over_tokens(torch.log_softmax(self.answer_head(features), dim=-1), response)
 
     def log_prob_right(self, reward: torch.Tensor) -> torch.Tensor:
         """log P(the response is right) for rewards of this head: the reward itself for
@@ -313,3 +320,14 @@ class PublishedRewardModel:
         ensemble.load_state_dict(self.state_dict)
         ensemble.eval()
         return ensemble
+
+
+def _mean_over_tokens(per_word: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """Mean (B,) of per-word scores (B, V) over each response's tokens (B, R), pads skipped."""
+    ids = response.long()
+    mask = ids != PAD_ID
+    # An empty response is scored as the pad token, like any other answer; averaging over no
+    # tokens would give it 0, the best log-likelihood there is.
+    mask[:, 0] |= ~mask.any(-1)
+    weights = mask.to(per_word.dtype)
+    return (per_word.gather(1, ids) * weights).sum(-1) / weights.sum(-1)

@@ -98,6 +98,8 @@ def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
         refit_epochs=config.rm_refit_epochs,
         settle_epochs=config.rm_settle_epochs,
         winner_weight=config.rm_winner_weight,
+        winner_softmax=config.rm_winner_softmax,
+        winners=config.rm_winners,
     )
 
 

@@ -26,12 +26,12 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 
-from mmrlhf.feedback.config import ANSWER_HEADS
+from mmrlhf.feedback.config import ANSWER_HEADS, RMWinners
 from mmrlhf.feedback.losses import (
     PAD_RANK,
     binary_loss,
@@ -45,6 +45,7 @@ from mmrlhf.feedback.preferences import (
     RankingLabel,
     RatingLabel,
     RLHFLabel,
+    judged_good,
     own_judgements,
     pairwise_outcomes,
     strict_winners,
@@ -86,6 +87,13 @@ class TrainerSettings:
             raises the winner's own odds only.
             Right where one answer is the best (vqa, retrieval); a bias where answers are
             graded on a scale. 0 = off.
+        winner_softmax: `answer_sigmoid` only: fit each winner with the softmax over the
+            head's logits (`RewardModel.answer_log_likelihood`), so a right answer also
+            pushes every other answer to its scene down, as a supervised label would, instead
+            of raising its own odds only.
+        winners: Which episodes the winner term fits: `strict` (strict winners,
+            `strict_winners`) or `judged_good` (every episode a label showed right: strict
+            winners, both episodes of a "both good" tie, thumbs up; `judged_good`).
     """
 
     lr: float = 1e-3
@@ -101,8 +109,12 @@ class TrainerSettings:
     refit_epochs: float = 40.0
     settle_epochs: float | None = None
     winner_weight: float = 0.0
+    winner_softmax: bool = False
+    winners: RMWinners = "strict"
 
     def __post_init__(self) -> None:
+        if self.winners not in get_args(RMWinners):
+            raise ValueError(f"winners must be one of {get_args(RMWinners)}, got {self.winners!r}")
         if self.winner_weight < 0:
             raise ValueError(f"winner_weight must be >= 0, got {self.winner_weight}")
         if self.settle_epochs is not None and self.settle_epochs <= 0:
@@ -359,7 +371,8 @@ class RewardModelTrainer:
         ids = sorted({i for lab in labels for i in lab.episode_ids})
         index = {i: k for k, i in enumerate(ids)}
         batch = stack_samples([self.samples[i] for i in ids])
-        r = member(batch.image, batch.prompt, batch.response)
+        features = member.features(batch.image, batch.prompt)
+        r = member.score(features, batch.response)
         parts: list[tuple[torch.Tensor, int]] = []
         prefs = [lab for lab in labels if isinstance(lab, PreferenceLabel)]
         if prefs:
@@ -389,9 +402,18 @@ class RewardModelTrainer:
             parts.append((judge(r[[index[e] for e, _ in judged]], y), len(judged)))
         total = sum(n for _, n in parts)
         out = sum((loss * (n / total) for loss, n in parts), torch.zeros(()))
-        winners = strict_winners(labels) if self.settings.winner_weight > 0 else []
+        winners = self._winners(labels) if self.settings.winner_weight > 0 else []
         if winners:
-            won = member.log_prob_right(r[[index[w] for w in winners]])
+            rows = [index[w] for w in winners]
+            if self.settings.winner_softmax:
+                won = member.answer_log_likelihood(features[rows], batch.response[rows])
+            else:
+                won = member.log_prob_right(r[rows])
             out = out - self.settings.winner_weight * won.mean()
         return out
+
+    def _winners(self, labels: Sequence[RLHFLabel]) -> list[str]:
+        """The episodes the winner term fits (`TrainerSettings.winners`), each once."""
+        strict = self.settings.winners == "strict"
+        return list(dict.fromkeys(strict_winners(labels) if strict else judged_good(labels)))
 

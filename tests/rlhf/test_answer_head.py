@@ -21,7 +21,7 @@ from mmrlhf.feedback.reward_model import (
 from mmrlhf.feedback.rlhf import trainer_settings
 from mmrlhf.feedback.rm_trainer import RewardModelTrainer, TrainerSettings, strict_winners
 from mmrlhf.feedback.samples import stack_samples
-from tests.rlhf.conftest import make_sample
+from tests.rlhf.conftest import answer_head_spec, make_sample
 
 
 def test_the_reward_is_the_mean_log_likelihood_of_the_response_tokens(
@@ -167,3 +167,52 @@ def test_the_sigmoid_head_leaves_unnamed_answers_above_the_wrong_ones(
     assert winners.min() > 0.9, r
     assert losers.max() < 0.1, r
     assert np.all(np.abs(unnamed - 0.5) < 0.25), r
+
+
+def test_the_softmax_winner_term_fits_every_episode_shown_right(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    """With `winners="judged_good"` a "both good" tie's episodes are demonstrations too, and
+    `winner_softmax` fits them as the scene's answers against every other word: answers no
+    label names sink below them, which the own-odds term (previous test) leaves at 1/2."""
+    torch.manual_seed(0)
+    samples = {f"{r}": make_sample(f"{r}", seed=0, response=r) for r in (3, 4, 7, 8)}
+    labels = [PreferenceLabel("3", "4", 0.5, tie="both_good")]
+    settings = TrainerSettings(
+        winner_weight=1.0, winner_softmax=True, winners="judged_good", min_steps=200,
+        batch_size=1, lr=3e-3,
+    )  # fmt: skip
+    trainer = RewardModelTrainer(RewardEnsemble(sigmoid_spec, seed=0), settings)
+    assert trainer._winners(labels) == ["3", "4"]
+    assert RewardModelTrainer(RewardEnsemble(sigmoid_spec, seed=0))._winners(labels) == []
+    trainer.add_labels(labels, samples)
+    trainer.train()
+    member = trainer.ensemble.members[0].eval()
+    batch = stack_samples([samples[k] for k in ("3", "4", "7", "8")])
+    with torch.no_grad():
+        log_lik = member.answer_log_likelihood(
+            member.features(batch.image, batch.prompt), batch.response
+        ).numpy()
+    r = trainer.rewards([samples[k] for k in ("3", "4", "7", "8")]).mean(0).numpy()
+    assert np.exp(log_lik[:2]).sum() > 0.9, log_lik  # the two shown right share the scene
+    assert np.all(r[:2, None] > r[None, 2:] + 1.0), r
+    assert np.all(r[2:] < 0.0), r  # unnamed answers below even odds
+
+
+def test_the_winner_term_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="winners must be one of"):
+        TrainerSettings(winners="all")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rm_winner_weight=0 turns off"):
+        FeedbackConfig(source="reward_model", rm_head="answer_sigmoid", rm_winner_softmax=True)
+    with pytest.raises(ValueError, match="rm_winner_weight=0 turns off"):
+        FeedbackConfig(source="reward_model", rm_head="answer_sigmoid", rm_winners="judged_good")
+    cfg = FeedbackConfig(
+        source="reward_model", rm_head="answer_sigmoid", rm_winner_weight=1.0,
+        rm_winner_softmax=True, rm_winners="judged_good",
+    )  # fmt: skip
+    settings = trainer_settings(cfg)
+    assert (settings.winner_softmax, settings.winners) == (True, "judged_good")
+    compare = RewardEnsemble(answer_head_spec("compare"), seed=0).members[0]
+    batch = stack_samples([make_sample("a")])
+    with pytest.raises(ValueError, match="needs an answer head"):
+        compare.answer_log_likelihood(compare.features(batch.image, batch.prompt), batch.response)
