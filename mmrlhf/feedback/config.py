@@ -231,6 +231,13 @@ class FeedbackConfig(BaseModel):
         "in the pool, challengers are chosen as with query_challengers=any. 0 = every "
         "answer stays in the rotation.",
     )  # fmt: skip
+    query_partner_novelty: float = Field(
+        0.0, ge=0.0,
+        description="Novel mode: > 0 = partners are the model's bets plus this / sqrt(1 + r), "
+        "r the episodes shown right with the same prompt and response, so the labels confirm "
+        "more answers per question than the model's favourite (feedback.queries."
+        "novel_queries). 0 = the model's best bets.",
+    )  # fmt: skip
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
     query_decay: float = Field(0.0, ge=0.0, description="Per-iteration decay of queries.")
@@ -424,6 +431,11 @@ class FeedbackConfig(BaseModel):
                 f"rm_winner_weight > 0 ({self.rm_winner_weight}) needs an answer head, "
                 f"rm_head one of {ANSWER_HEADS} (they read a reward as log P(right)), got "
                 f"rm_head={self.rm_head!r}"
+            )
+        if self.query_partner_novelty > 0 and self.query_mode != "novel":
+            raise ValueError(
+                f"query_partner_novelty ({self.query_partner_novelty}) weighs the partners of "
+                f"challenger queries; it needs query_mode=novel, got {self.query_mode!r}"
             )
         if self.rm_winner_weight == 0 and (self.rm_winner_softmax or self.rm_winners != "strict"):
             raise ValueError(

@@ -42,6 +42,11 @@ def judgement_key(sample: EpisodeSample) -> str:
     return sample.response_key
 
 
+def prompt_answer_key(sample: EpisodeSample) -> tuple[str, str]:
+    """(prompt, response) token keys: what `JudgedCounts.right_by_prompt` counts by."""
+    return sample.prompt_key, sample.response_key
+
+
 def novelty_bonus(scale: float, judged: int) -> float:
     """`scale / sqrt(1 + judged)`: the bonus of a response judged `judged` times."""
     if judged < 0:
@@ -52,11 +57,13 @@ def novelty_bonus(scale: float, judged: int) -> float:
 class JudgedCounts:
     """How many labelled episodes gave each response (`counts`), and how many of those the
     labels showed right (`shown_right`: strict winners, "both good" ties, thumbs up), from
-    every label added."""
+    every label added; `right_by_prompt` counts the episodes shown right per prompt and
+    response (which answers the labels have confirmed for which question)."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.shown_right: Counter[str] = Counter()
+        self.right_by_prompt: Counter[tuple[str, str]] = Counter()
 
     def add(self, labels: Iterable[RLHFLabel], samples: Mapping[str, EpisodeSample]) -> None:
         """Count each episode every label names.
@@ -72,6 +79,7 @@ class JudgedCounts:
                 self.counts[judgement_key(samples[episode])] += 1
         for episode in judged_good(labels):
             self.shown_right[judgement_key(samples[episode])] += 1
+            self.right_by_prompt[prompt_answer_key(samples[episode])] += 1
 
     def snapshot(self) -> dict[str, int]:
         """A plain copy, to publish."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import get_args
@@ -43,7 +43,7 @@ from typing import get_args
 import numpy as np
 
 from mmrlhf.feedback.config import QueryChallengers, QueryGroup, QueryMode, QueryRank
-from mmrlhf.feedback.novelty import judgement_key
+from mmrlhf.feedback.novelty import judgement_key, prompt_answer_key
 from mmrlhf.feedback.samples import EpisodeSample
 
 logger = logging.getLogger(__name__)
@@ -213,6 +213,8 @@ def select_queries(
     challengers: QueryChallengers = "any",
     shown_right: Mapping[str, int] | None = None,
     give_up: int = 0,
+    partner_novelty: float = 0.0,
+    right_by_prompt: Mapping[tuple[str, str], int] | None = None,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -238,6 +240,9 @@ def select_queries(
         shown_right: Novel mode, floor challengers: labelled episodes per judgement key
             that the labels showed right.
         give_up: Novel mode, floor challengers: see `novel_queries`.
+        partner_novelty: Novel mode: weight of the partners' novelty (see `novel_queries`).
+        right_by_prompt: Novel mode: episodes shown right per (prompt, response) key
+            (`novelty.prompt_answer_key`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -247,7 +252,8 @@ def select_queries(
         return novel_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude, challengers=challengers,
-            shown_right=shown_right, give_up=give_up,
+            shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
+            right_by_prompt=right_by_prompt,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -318,6 +324,8 @@ def novel_queries(
     challengers: QueryChallengers = "any",
     shown_right: Mapping[str, int] | None = None,
     give_up: int = 0,
+    partner_novelty: float = 0.0,
+    right_by_prompt: Mapping[tuple[str, str], int] | None = None,
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -354,6 +362,18 @@ def novel_queries(
     an answer that is never right (on vqa, 18 of 28) otherwise takes as many labels as one
     that is. Once no floor draw in the pool has an answer left, challengers are chosen as
     with `challengers="any"`.
+
+    With `partner_novelty` > 0 the partners are the episodes with the highest
+
+        z + partner_novelty / sqrt(1 + r),
+
+    r the episodes shown right with the same prompt and response (`right_by_prompt`, once
+    more for each time it partners in this round): the model's bets, spread over the
+    answers the labels have confirmed least for this question. The best bet alone is the
+    policy's favourite answer per question, and on vqa that answer ("diamond" to shape
+    questions) made most of the episodes the labels showed right, so the labels confirmed a
+    few colour-shape pairs many times and the reward model learnt those pairs, not the
+    colours and shapes.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
@@ -365,6 +385,7 @@ def novel_queries(
             groups[sample.prompt_key].append(i)
     counts = dict(judged)
     right = shown_right or {}
+    partnered = Counter(right_by_prompt or {})
     # Floor challengers with a give-up: answers leave the rotation as they settle.
     rotating = challengers == "floor" and give_up > 0
 
@@ -405,7 +426,11 @@ def novel_queries(
         value[[i not in eligible for i in members]] = -np.inf
         challenger = int(np.argmax(value))
         chosen = [challenger]
-        for j in np.argsort(-bounds, kind="stable"):
+        bets = z
+        if partner_novelty > 0:
+            confirmed = [partnered[prompt_answer_key(samples[i])] for i in members]
+            bets = z + partner_novelty / np.sqrt(1.0 + np.asarray(confirmed, dtype=float))
+        for j in np.argsort(-bets, kind="stable"):
             if len(chosen) == k:
                 break
             responses = {samples[members[c]].response_key for c in chosen}
@@ -415,6 +440,8 @@ def novel_queries(
             used.add(members[challenger])
             continue
         used.update(members[c] for c in chosen)
+        for c in chosen[1:]:
+            partnered[prompt_answer_key(samples[members[c]])] += 1
         key = judgement_key(samples[members[challenger]])
         counts[key] = counts.get(key, 0) + 1
         if rotating and counts[key] >= give_up:
