@@ -234,9 +234,9 @@ class FeedbackConfig(BaseModel):
     query_partner_novelty: float = Field(
         0.0, ge=0.0,
         description="Novel mode: > 0 = partners are the model's bets plus this / sqrt(1 + r), "
-        "r the episodes shown right with the same prompt and response, so the labels confirm "
-        "more answers per question than the model's favourite (feedback.queries."
-        "novel_queries). 0 = the model's best bets.",
+        "r the labelled episodes with the same prompt and response, so the labels judge more "
+        "answers per question than the model's favourite (feedback.queries.novel_queries). "
+        "0 = the model's best bets.",
     )  # fmt: skip
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")

@@ -43,7 +43,7 @@ def judgement_key(sample: EpisodeSample) -> str:
 
 
 def prompt_answer_key(sample: EpisodeSample) -> tuple[str, str]:
-    """(prompt, response) token keys: what `JudgedCounts.right_by_prompt` counts by."""
+    """(prompt, response) token keys: what `JudgedCounts.by_prompt` counts by."""
     return sample.prompt_key, sample.response_key
 
 
@@ -57,13 +57,13 @@ def novelty_bonus(scale: float, judged: int) -> float:
 class JudgedCounts:
     """How many labelled episodes gave each response (`counts`), and how many of those the
     labels showed right (`shown_right`: strict winners, "both good" ties, thumbs up), from
-    every label added; `right_by_prompt` counts the episodes shown right per prompt and
-    response (which answers the labels have confirmed for which question)."""
+    every label added; `by_prompt` counts the labelled episodes per prompt and response
+    (which answers the labels have judged for which question)."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.shown_right: Counter[str] = Counter()
-        self.right_by_prompt: Counter[tuple[str, str]] = Counter()
+        self.by_prompt: Counter[tuple[str, str]] = Counter()
 
     def add(self, labels: Iterable[RLHFLabel], samples: Mapping[str, EpisodeSample]) -> None:
         """Count each episode every label names.
@@ -77,9 +77,9 @@ class JudgedCounts:
                 if episode not in samples:
                     raise KeyError(f"label names episode {episode!r}, which samples do not hold")
                 self.counts[judgement_key(samples[episode])] += 1
+                self.by_prompt[prompt_answer_key(samples[episode])] += 1
         for episode in judged_good(labels):
             self.shown_right[judgement_key(samples[episode])] += 1
-            self.right_by_prompt[prompt_answer_key(samples[episode])] += 1
 
     def snapshot(self) -> dict[str, int]:
         """A plain copy, to publish."""

@@ -214,7 +214,7 @@ def select_queries(
     shown_right: Mapping[str, int] | None = None,
     give_up: int = 0,
     partner_novelty: float = 0.0,
-    right_by_prompt: Mapping[tuple[str, str], int] | None = None,
+    judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -241,7 +241,7 @@ def select_queries(
             that the labels showed right.
         give_up: Novel mode, floor challengers: see `novel_queries`.
         partner_novelty: Novel mode: weight of the partners' novelty (see `novel_queries`).
-        right_by_prompt: Novel mode: episodes shown right per (prompt, response) key
+        judged_by_prompt: Novel mode: labelled episodes per (prompt, response) key
             (`novelty.prompt_answer_key`).
     """
     if mode not in QUERY_MODES:
@@ -253,7 +253,7 @@ def select_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude, challengers=challengers,
             shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
-            right_by_prompt=right_by_prompt,
+            judged_by_prompt=judged_by_prompt,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -325,7 +325,7 @@ def novel_queries(
     shown_right: Mapping[str, int] | None = None,
     give_up: int = 0,
     partner_novelty: float = 0.0,
-    right_by_prompt: Mapping[tuple[str, str], int] | None = None,
+    judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -367,13 +367,14 @@ def novel_queries(
 
         z + partner_novelty / sqrt(1 + r),
 
-    r the episodes shown right with the same prompt and response (`right_by_prompt`, once
+    r the labelled episodes with the same prompt and response (`judged_by_prompt`, once
     more for each time it partners in this round): the model's bets, spread over the
-    answers the labels have confirmed least for this question. The best bet alone is the
+    answers the labels have judged least for this question. The best bet alone is the
     policy's favourite answer per question, and on vqa that answer ("diamond" to shape
     questions) made most of the episodes the labels showed right, so the labels confirmed a
     few colour-shape pairs many times and the reward model learnt those pairs, not the
-    colours and shapes.
+    colours and shapes. Labelled, not shown right: an answer that is never right for the
+    question (a held-out pair) would otherwise keep the whole novelty.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
@@ -385,7 +386,7 @@ def novel_queries(
             groups[sample.prompt_key].append(i)
     counts = dict(judged)
     right = shown_right or {}
-    partnered = Counter(right_by_prompt or {})
+    partnered = Counter(judged_by_prompt or {})
     # Floor challengers with a give-up: answers leave the rotation as they settle.
     rotating = challengers == "floor" and give_up > 0
 

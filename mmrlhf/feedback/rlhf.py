@@ -285,7 +285,7 @@ class RLHFState:
             shown_right=self.judged.shown_right,
             give_up=self.config.query_give_up,
             partner_novelty=self.config.query_partner_novelty,
-            right_by_prompt=self.judged.right_by_prompt,
+            judged_by_prompt=self.judged.by_prompt,
         )
         labels: list[RLHFLabel] = []
         for query in queries:

@@ -1,5 +1,5 @@
-"""Challenger queries whose partners spread over the answers the labels have confirmed least
-for each question (`feedback.query_partner_novelty`)."""
+"""Challenger queries whose partners spread over the answers the labels have judged least for
+each question (`feedback.query_partner_novelty`)."""
 
 from __future__ import annotations
 
@@ -37,14 +37,14 @@ def _responses(queries: list[list[EpisodeSample]]) -> list[list[int]]:
     return [[int(s.response_ids[0]) for s in q] for q in queries]
 
 
-def test_partners_go_to_the_answers_confirmed_least_for_the_question() -> None:
+def test_partners_go_to_the_answers_judged_least_for_the_question() -> None:
     pool = _pool()
-    right = {prompt_answer_key(pool[0]): 40}  # answer 3 confirmed 40 times for this prompt
+    judged = {prompt_answer_key(pool[0]): 40}  # answer 3 labelled 40 times for this prompt
 
     def first(weight: float, k: int = 2) -> list[int]:
         (query,) = novel_queries(pool, 1, k=k, rng=np.random.default_rng(0), score_fn=_score,
                                  judged=_judged(pool), partner_novelty=weight,
-                                 right_by_prompt=right)  # fmt: skip
+                                 judged_by_prompt=judged)  # fmt: skip
         return _responses([query])[0]
 
     assert first(0.0) == [6, 3]  # the model's best bet
@@ -55,7 +55,7 @@ def test_partners_go_to_the_answers_confirmed_least_for_the_question() -> None:
     # select_queries passes the weight on
     queries = select_queries(pool, 1, mode="novel", rng=np.random.default_rng(0),
                              score_fn=_score, judged=_judged(pool), partner_novelty=2.0,
-                             right_by_prompt=right)  # fmt: skip
+                             judged_by_prompt=judged)  # fmt: skip
     assert _responses(queries) == [[6, 4]]
 
 
@@ -73,14 +73,15 @@ def test_within_a_round_each_partnering_counts_against_its_answer() -> None:
     assert partners(2.0) == [3, 4, 3]
 
 
-def test_counts_say_which_answers_were_confirmed_for_which_question() -> None:
+def test_counts_say_which_answers_were_judged_for_which_question() -> None:
     a = make_sample("a", prompt=1, response=3)
     b = make_sample("b", prompt=1, response=4)
     c = make_sample("c", prompt=2, response=3)
     counts = JudgedCounts()
     counts.add([PreferenceLabel("a", "b", 1.0), BinaryLabel("c", True), BinaryLabel("b", False)],
                {s.episode_id: s for s in (a, b, c)})  # fmt: skip
-    assert counts.right_by_prompt == {prompt_answer_key(a): 1, prompt_answer_key(c): 1}
+    assert counts.by_prompt == {prompt_answer_key(a): 1, prompt_answer_key(b): 2,
+                                prompt_answer_key(c): 1}  # fmt: skip
     assert prompt_answer_key(a) != prompt_answer_key(c)
 
 
