@@ -194,9 +194,9 @@ class FeedbackConfig(BaseModel):
     )
     rm_winner_softmax: bool = Field(
         False,
-        description="answer_sigmoid only: fit each winner with a softmax over the head's "
-        "logits, so a right answer also pushes every other answer to its scene down (as a "
-        "supervised label does), not only its own odds up.",
+        description="answer_sigmoid: fit each winner with a softmax over the head's logits, "
+        "so a right answer also pushes every other answer to its scene down (as a supervised "
+        "label does), not only its own odds up. answer_logits already fits winners that way.",
     )
     rm_winners: RMWinners = Field(
         "strict",

@@ -386,7 +386,8 @@ def novel_queries(
             groups[sample.prompt_key].append(i)
     counts = dict(judged)
     right = shown_right or {}
-    partnered = Counter(judged_by_prompt or {})
+    # Partner counts, this round's partnerings added: only kept when they weigh the bets.
+    partnered = Counter(judged_by_prompt or {}) if partner_novelty > 0 else None
     # Floor challengers with a give-up: answers leave the rotation as they settle.
     rotating = challengers == "floor" and give_up > 0
 
@@ -428,9 +429,9 @@ def novel_queries(
         challenger = int(np.argmax(value))
         chosen = [challenger]
         bets = z
-        if partner_novelty > 0:
-            confirmed = [partnered[prompt_answer_key(samples[i])] for i in members]
-            bets = z + partner_novelty / np.sqrt(1.0 + np.asarray(confirmed, dtype=float))
+        if partnered is not None:
+            judged_here = [partnered[prompt_answer_key(samples[i])] for i in members]
+            bets = z + partner_novelty / np.sqrt(1.0 + np.asarray(judged_here, dtype=float))
         for j in np.argsort(-bets, kind="stable"):
             if len(chosen) == k:
                 break
@@ -441,8 +442,8 @@ def novel_queries(
             used.add(members[challenger])
             continue
         used.update(members[c] for c in chosen)
-        for c in chosen[1:]:
-            partnered[prompt_answer_key(samples[members[c]])] += 1
+        if partnered is not None:
+            partnered.update(prompt_answer_key(samples[members[c]]) for c in chosen[1:])
         key = judgement_key(samples[members[challenger]])
         counts[key] = counts.get(key, 0) + 1
         if rotating and counts[key] >= give_up:

@@ -87,10 +87,11 @@ class TrainerSettings:
             raises the winner's own odds only.
             Right where one answer is the best (vqa, retrieval); a bias where answers are
             graded on a scale. 0 = off.
-        winner_softmax: `answer_sigmoid` only: fit each winner with the softmax over the
+        winner_softmax: For `answer_sigmoid`: fit each winner with the softmax over the
             head's logits (`RewardModel.answer_log_likelihood`), so a right answer also
             pushes every other answer to its scene down, as a supervised label would, instead
-            of raising its own odds only.
+            of raising its own odds only. For `answer_logits` that is what the term does
+            anyway (its reward is that log-likelihood).
         winners: Which episodes the winner term fits: `strict` (strict winners,
             `strict_winners`) or `judged_good` (every episode a label showed right: strict
             winners, both episodes of a "both good" tie, thumbs up; `judged_good`).
