@@ -35,6 +35,9 @@ RMFusion = Literal["concat", "sum", "weighted", "cross_attention", "joint", "fac
 RMAttentionGate = Literal["softmax", "sigmoid"]
 RMHead = Literal["compare", "answer_logits", "answer_sigmoid"]
 RMWinners = Literal["strict", "judged_good"]
+# When rm_winner_softmax / rm_winners take over the winner term: from the first fit, or from
+# the final refit (the budget spent), the strict own-odds term fitting the labels before.
+WinnerTermFrom = Literal["start", "final_refit"]
 # Heads that score a response from logits over the vocabulary: a log-likelihood
 # (answer_logits) or the log-odds of being right (answer_sigmoid).
 ANSWER_HEADS: tuple[str, ...] = ("answer_logits", "answer_sigmoid")
@@ -202,6 +205,14 @@ class FeedbackConfig(BaseModel):
         "strict",
         description="Episodes the winner term fits: strict (strict winners of pairs and "
         "rankings) or judged_good (also both episodes of a tie marked 'both good', thumbs up).",
+    )
+    rm_winner_term_from: WinnerTermFrom = Field(
+        "start",
+        description="When rm_winner_softmax and rm_winners shape the winner term: from the "
+        "first fit (start), or only from the final refit once the label budget is spent "
+        "(final_refit; needs rm_refit_growth): the model that picks the queries and rewards "
+        "the policy while labels come keeps the strict own-odds term, and the policy spends "
+        "the rest of the run on the better fit of the finished label set.",
     )
 
     # RLHF: queries and the simulated preference rater.
@@ -443,6 +454,19 @@ class FeedbackConfig(BaseModel):
                 f"({self.rm_winners!r}) shape the winner term, which rm_winner_weight=0 turns "
                 f"off; set rm_winner_weight > 0 or leave them at their defaults"
             )
+        if self.rm_winner_term_from == "final_refit":
+            if not self.rm_winner_softmax and self.rm_winners == "strict":
+                raise ValueError(
+                    "rm_winner_term_from='final_refit' switches the winner term to "
+                    "rm_winner_softmax / rm_winners at the final refit, but both are at their "
+                    "defaults (nothing to switch to); set rm_winner_softmax=true or "
+                    "rm_winners='judged_good', or rm_winner_term_from='start'"
+                )
+            if self.rm_refit_growth is None:
+                raise ValueError(
+                    "rm_winner_term_from='final_refit' needs refits (rm_refit_growth > 1): "
+                    "without them no final refit happens and the switch never comes"
+                )
         return self
 
     @field_validator("rm_cnn_channels")

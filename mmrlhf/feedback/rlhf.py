@@ -100,6 +100,7 @@ def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
         winner_weight=config.rm_winner_weight,
         winner_softmax=config.rm_winner_softmax,
         winners=config.rm_winners,
+        winner_term_from=config.rm_winner_term_from,
     )
 
 
@@ -475,6 +476,7 @@ class RLHFState:
                 "rm_pretrain_steps": 0 if self.trainer is None else self.trainer.pretrain_steps,
                 "rm_refits": 0 if self.trainer is None else self.trainer.refits,
                 "rm_passes": 0.0 if self.trainer is None else self.trainer.passes,
+                "rm_final_refitted": int(self.trainer is not None and self.trainer.final_refitted),
                 "rm_contrastive_loss": self.last_pretrain.get("contrastive_loss", math.nan),
                 "pool": len(self.pool),
                 "pool_floor_drawn": self._floor_drawn_share(),

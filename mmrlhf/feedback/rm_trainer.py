@@ -31,7 +31,7 @@ from typing import Any, get_args
 import numpy as np
 import torch
 
-from mmrlhf.feedback.config import ANSWER_HEADS, RMWinners
+from mmrlhf.feedback.config import ANSWER_HEADS, RMWinners, WinnerTermFrom
 from mmrlhf.feedback.losses import (
     PAD_RANK,
     binary_loss,
@@ -95,6 +95,12 @@ class TrainerSettings:
         winners: Which episodes the winner term fits: `strict` (strict winners,
             `strict_winners`) or `judged_good` (every episode a label showed right: strict
             winners, both episodes of a "both good" tie, thumbs up; `judged_good`).
+        winner_term_from: When `winner_softmax` and `winners` apply: from the first fit
+            (`start`), or from the final refit on (`final_refit`: `train(final=True)` when
+            it refits), the strict own-odds term fitting the labels before. Offline, the
+            softmax over judged-good episodes lifted a finished label set's held-out ceiling
+            from 0.496 to 0.786, but online, collecting under it narrowed the labels
+            (docs/architecture.md).
     """
 
     lr: float = 1e-3
@@ -112,10 +118,16 @@ class TrainerSettings:
     winner_weight: float = 0.0
     winner_softmax: bool = False
     winners: RMWinners = "strict"
+    winner_term_from: WinnerTermFrom = "start"
 
     def __post_init__(self) -> None:
         if self.winners not in get_args(RMWinners):
             raise ValueError(f"winners must be one of {get_args(RMWinners)}, got {self.winners!r}")
+        if self.winner_term_from not in get_args(WinnerTermFrom):
+            raise ValueError(
+                f"winner_term_from must be one of {get_args(WinnerTermFrom)}, got "
+                f"{self.winner_term_from!r}"
+            )
         if self.winner_weight < 0:
             raise ValueError(f"winner_weight must be >= 0, got {self.winner_weight}")
         if self.settle_epochs is not None and self.settle_epochs <= 0:
@@ -158,6 +170,7 @@ class RewardModelTrainer:
         self.refits = 0
         self._refit_labels = 0  # label-set size at the last refit
         self.passes = 0.0  # expected passes over the label set since it last changed
+        self.final_refitted = False  # a refit with no labels left to come has run
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
@@ -240,7 +253,7 @@ class RewardModelTrainer:
                 arrived since the last refit.
         """
         if self.refit_due(final=final):
-            return self.refit()
+            return self.refit(final=final)
         s = self.settings
         passes = s.epochs if epochs is None else epochs
         return {**self._fit(passes, s.max_steps), "refit": False}
@@ -273,9 +286,10 @@ class RewardModelTrainer:
             return n > self._refit_labels
         return n >= growth * max(self._refit_labels, 1)
 
-    def refit(self) -> dict[str, Any]:
+    def refit(self, *, final: bool = False) -> dict[str, Any]:
         """Restart every member from the anchor with a fresh optimizer and fit all labels
-        with `refit_epochs` passes.
+        with `refit_epochs` passes (`final`: no labels will follow, so from here on the
+        winner term is `winner_term_from`'s final form).
 
         Training in place on a label set that grows from a few dozen labels fits the first
         labels hundreds of times; the model then generalises worse than one fitted on the
@@ -289,6 +303,7 @@ class RewardModelTrainer:
         self.ensemble.load_state_dict(self.anchor)
         self.optimizer = self._new_optimizer()
         self.passes = 0.0  # the passes before the refit are gone with their weights
+        self.final_refitted = self.final_refitted or final
         out = self._fit(self.settings.refit_epochs, None)
         self._refit_labels = len(self.labels)
         self.refits += 1
@@ -406,15 +421,23 @@ class RewardModelTrainer:
         winners = self._winners(labels) if self.settings.winner_weight > 0 else []
         if winners:
             rows = [index[w] for w in winners]
-            if self.settings.winner_softmax:
+            if self.winner_form()[0]:
                 won = member.answer_log_likelihood(features[rows], batch.response[rows])
             else:
                 won = member.log_prob_right(r[rows])
             out = out - self.settings.winner_weight * won.mean()
         return out
 
+    def winner_form(self) -> tuple[bool, RMWinners]:
+        """(softmax, winners) of the winner term now: the settings', or the strict own-odds
+        term until the final refit when `winner_term_from` is `final_refit`."""
+        s = self.settings
+        if s.winner_term_from == "final_refit" and not self.final_refitted:
+            return False, "strict"
+        return s.winner_softmax, s.winners
+
     def _winners(self, labels: Sequence[RLHFLabel]) -> list[str]:
-        """The episodes the winner term fits (`TrainerSettings.winners`), each once."""
-        strict = self.settings.winners == "strict"
+        """The episodes the winner term fits (`winner_form`'s winners), each once."""
+        strict = self.winner_form()[1] == "strict"
         return list(dict.fromkeys(strict_winners(labels) if strict else judged_good(labels)))
 

@@ -14,6 +14,7 @@ from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.preferences import PreferenceLabel, RankingLabel, RatingLabel
 from mmrlhf.feedback.reward_model import (
     RewardEnsemble,
+    RewardModel,
     RewardModelSpec,
     load_reward_model,
     save_reward_model,
@@ -216,3 +217,59 @@ def test_the_winner_term_options_are_checked() -> None:
     batch = stack_samples([make_sample("a")])
     with pytest.raises(ValueError, match="needs an answer head"):
         compare.answer_log_likelihood(compare.features(batch.image, batch.prompt), batch.response)
+
+
+def test_the_winner_term_switches_at_the_final_refit(
+    sigmoid_spec: RewardModelSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`winner_term_from="final_refit"`: the strict own-odds term while labels come (refits on
+    the way included), the softmax over judged-good episodes from the refit after the last
+    label on, settling passes included."""
+    calls: list[int] = []
+    softmax = RewardModel.answer_log_likelihood
+
+    def spy(self: RewardModel, features: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+        calls.append(len(features))
+        return softmax(self, features, response)
+
+    monkeypatch.setattr(RewardModel, "answer_log_likelihood", spy)
+    samples = {f"{r}": make_sample(f"{r}", seed=r, response=r) for r in (3, 4, 5, 6, 7, 8)}
+    tie = PreferenceLabel("3", "4", 0.5, tie="both_good")
+    settings = TrainerSettings(
+        winner_weight=1.0, winner_softmax=True, winners="judged_good",
+        winner_term_from="final_refit", refit_growth=2.0, refit_epochs=1.0, min_steps=2,
+        max_steps=2, batch_size=4,
+    )  # fmt: skip
+    trainer = RewardModelTrainer(RewardEnsemble(sigmoid_spec, seed=0), settings)
+    trainer.add_labels([tie, PreferenceLabel("5", "6", 1.0)], samples)
+    trainer.set_anchor()
+    assert trainer.train()["refit"] is True  # a refit, but labels may still come
+    assert trainer.winner_form() == (False, "strict")
+    assert trainer._winners([tie]) == [] and calls == []
+    trainer.add_labels([PreferenceLabel("8", "7", 0.0)], samples)
+    assert trainer.train(final=True)["refit"] is True
+    assert trainer.final_refitted and trainer.winner_form() == (True, "judged_good")
+    assert trainer._winners([tie]) == ["3", "4"] and calls
+    fitted = len(calls)
+    trainer.train()  # settling passes keep the final form
+    assert len(calls) > fitted
+    # "start" (the default) uses the settings' form from the first fit
+    eager = RewardModelTrainer(
+        RewardEnsemble(sigmoid_spec, seed=0),
+        TrainerSettings(winner_weight=1.0, winner_softmax=True, winners="judged_good"),
+    )
+    assert eager.winner_form() == (True, "judged_good")
+
+
+def test_the_final_refit_switch_is_checked() -> None:
+    base = {"source": "reward_model", "rm_head": "answer_sigmoid", "rm_winner_weight": 1.0}
+    with pytest.raises(ValueError, match="winner_term_from must be one of"):
+        TrainerSettings(winner_term_from="later")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="nothing to switch to"):
+        FeedbackConfig(**base, rm_winner_term_from="final_refit", rm_refit_growth=2.0)
+    with pytest.raises(ValueError, match="needs refits"):
+        FeedbackConfig(**base, rm_winner_term_from="final_refit", rm_winner_softmax=True)
+    cfg = FeedbackConfig(
+        **base, rm_winner_term_from="final_refit", rm_winner_softmax=True, rm_refit_growth=2.0
+    )
+    assert trainer_settings(cfg).winner_term_from == "final_refit"
