@@ -273,3 +273,47 @@ def test_the_final_refit_switch_is_checked() -> None:
         **base, rm_winner_term_from="final_refit", rm_winner_softmax=True, rm_refit_growth=2.0
     )
     assert trainer_settings(cfg).winner_term_from == "final_refit"
+
+
+def test_winner_balance_weighs_each_prompt_and_response_alike(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    """Three winners confirm (prompt 1, answer 3), one confirms (prompt 1, answer 4) and one
+    (prompt 2, answer 3): with b = 1 each of the three pairs weighs the same in all."""
+    samples = {
+        "a1": make_sample("a1", seed=1, response=3), "a2": make_sample("a2", seed=2, response=3),
+        "a3": make_sample("a3", seed=3, response=3), "b": make_sample("b", seed=4, response=4),
+        "c": make_sample("c", seed=5, prompt=2, response=3),
+    }  # fmt: skip
+    losers = {f"x{k}": make_sample(f"x{k}", seed=10 + i, response=9) for i, k in enumerate(samples)}
+    labels = [PreferenceLabel(k, f"x{k}", 1.0) for k in samples]
+    settings = TrainerSettings(winner_weight=1.0, winner_balance=1.0)
+    trainer = RewardModelTrainer(RewardEnsemble(sigmoid_spec, seed=0), settings)
+    trainer.add_labels(labels, {**samples, **losers})
+    weights = trainer.winner_weights()
+    assert weights == pytest.approx({"a1": 5 / 9, "a2": 5 / 9, "a3": 5 / 9, "b": 5 / 3, "c": 5 / 3})
+    assert sum(weights.values()) == pytest.approx(len(weights))  # mean 1
+    assert sum(weights[k] for k in ("a1", "a2", "a3")) == pytest.approx(weights["b"])
+    # the weights enter the loss: a minibatch of a1, b and c is weighed 5/9, 5/3, 5/3
+    member = trainer.ensemble.members[0]
+    plain = RewardModelTrainer(trainer.ensemble, TrainerSettings(winner_weight=1.0))
+    plain.add_labels(labels, {**samples, **losers})
+    once = [labels[0], labels[3], labels[4]]
+    with torch.no_grad():
+        weighed, unweighed = trainer.loss(member, once), plain.loss(member, once)
+    assert float(weighed) != pytest.approx(float(unweighed))
+    # a label set that confirms every prompt and response once is weighed 1 throughout
+    even = RewardModelTrainer(trainer.ensemble, settings)
+    even.add_labels(once, {**samples, **losers})
+    assert even.winner_weights() == pytest.approx({"a1": 1.0, "b": 1.0, "c": 1.0})
+    with torch.no_grad():
+        assert float(even.loss(member, once)) == pytest.approx(float(unweighed))
+    half = TrainerSettings(winner_weight=1.0, winner_balance=0.5)
+    halved = RewardModelTrainer(trainer.ensemble, half)
+    halved.add_labels(labels, {**samples, **losers})
+    w = halved.winner_weights()
+    assert w["b"] / w["a1"] == pytest.approx(3**0.5)
+    with pytest.raises(ValueError, match="winner_balance must be in"):
+        TrainerSettings(winner_balance=2.0)
+    with pytest.raises(ValueError, match="rm_winner_weight=0 turns off"):
+        FeedbackConfig(source="reward_model", rm_head="answer_sigmoid", rm_winner_balance=1.0)
