@@ -214,13 +214,6 @@ class FeedbackConfig(BaseModel):
         "the policy while labels come keeps the strict own-odds term, and the policy spends "
         "the rest of the run on the better fit of the finished label set.",
     )
-    rm_winner_balance: float = Field(
-        0.0, ge=0.0, le=1.0,
-        description="Exponent b of the winner term's weights: a winner weighs c^-b, c the "
-        "winners with the same prompt and response (mean 1 over all winners): labels that "
-        "confirm one answer per question many times are weighed down. 0 = off, 1 = every "
-        "(prompt, response) alike.",
-    )  # fmt: skip
 
     # RLHF: queries and the simulated preference rater.
     query_mode: QueryMode = Field(
@@ -460,11 +453,6 @@ class FeedbackConfig(BaseModel):
                 f"rm_winner_softmax ({self.rm_winner_softmax}) and rm_winners "
                 f"({self.rm_winners!r}) shape the winner term, which rm_winner_weight=0 turns "
                 f"off; set rm_winner_weight > 0 or leave them at their defaults"
-            )
-        if self.rm_winner_weight == 0 and self.rm_winner_balance > 0:
-            raise ValueError(
-                f"rm_winner_balance ({self.rm_winner_balance}) weighs the winner term, which "
-                f"rm_winner_weight=0 turns off; set rm_winner_weight > 0 or rm_winner_balance=0"
             )
         if self.rm_winner_term_from == "final_refit":
             if not self.rm_winner_softmax and self.rm_winners == "strict":

@@ -101,7 +101,6 @@ def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
         winner_softmax=config.rm_winner_softmax,
         winners=config.rm_winners,
         winner_term_from=config.rm_winner_term_from,
-        winner_balance=config.rm_winner_balance,
     )
 
 

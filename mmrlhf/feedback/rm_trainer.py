@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -102,13 +101,6 @@ class TrainerSettings:
             softmax over judged-good episodes lifted a finished label set's held-out ceiling
             from 0.496 to 0.786, but online, collecting under it narrowed the labels
             (docs/architecture.md).
-        winner_balance: Exponent b of the winners' weights in the winner term: each winner
-            weighs c^-b, c the winners with its prompt and response in the whole label
-            set, scaled to mean 1. Queries built around the policy's favourite answers
-            confirm one answer per question many times ("what color is the square?":
-            green 103 of 135 on vqa), so the labelled scenes are a sample skewed towards
-            where the favourite is right; b = 1 weighs every (prompt, response) alike
-            (importance weights for that skew), 0 = off.
     """
 
     lr: float = 1e-3
@@ -127,13 +119,10 @@ class TrainerSettings:
     winner_softmax: bool = False
     winners: RMWinners = "strict"
     winner_term_from: WinnerTermFrom = "start"
-    winner_balance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.winners not in get_args(RMWinners):
             raise ValueError(f"winners must be one of {get_args(RMWinners)}, got {self.winners!r}")
-        if not 0.0 <= self.winner_balance <= 1.0:
-            raise ValueError(f"winner_balance must be in [0, 1], got {self.winner_balance}")
         if self.winner_term_from not in get_args(WinnerTermFrom):
             raise ValueError(
                 f"winner_term_from must be one of {get_args(WinnerTermFrom)}, got "
@@ -182,8 +171,6 @@ class RewardModelTrainer:
         self._refit_labels = 0  # label-set size at the last refit
         self.passes = 0.0  # expected passes over the label set since it last changed
         self.final_refitted = False  # a refit with no labels left to come has run
-        # winner_weights' cache: (label count, winner form) it was computed for, weights
-        self._balance: tuple[tuple[int, tuple[bool, str]], dict[str, float]] | None = None
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
@@ -438,29 +425,8 @@ class RewardModelTrainer:
                 won = member.answer_log_likelihood(features[rows], batch.response[rows])
             else:
                 won = member.log_prob_right(r[rows])
-            if self.settings.winner_balance > 0:
-                weights = self.winner_weights()
-                w = torch.tensor([weights[e] for e in winners], dtype=won.dtype)
-                # mean-1 weights over the whole set: a minibatch's mean stays unbiased
-                won = won * w
             out = out - self.settings.winner_weight * won.mean()
         return out
-
-    def winner_weights(self) -> dict[str, float]:
-        """Each winner episode's weight in the winner term (`TrainerSettings.winner_balance`):
-        c^-b, c the winners of the whole label set with its prompt and response, scaled to
-        mean 1 over those winners."""
-        key = (len(self.labels), self.winner_form())
-        if self._balance is not None and self._balance[0] == key:
-            return self._balance[1]
-        winners = self._winners(self.labels)
-        combo = {e: (self.samples[e].prompt_key, self.samples[e].response_key) for e in winners}
-        counts = Counter(combo.values())
-        raw = {e: counts[c] ** -self.settings.winner_balance for e, c in combo.items()}
-        scale = len(raw) / sum(raw.values()) if raw else 1.0
-        weights = {e: w * scale for e, w in raw.items()}
-        self._balance = (key, weights)
-        return weights
 
     def winner_form(self) -> tuple[bool, RMWinners]:
         """(softmax, winners) of the winner term now: the settings', or the strict own-odds
