@@ -462,10 +462,11 @@ class FeedbackConfig(BaseModel):
                     "defaults (nothing to switch to); set rm_winner_softmax=true or "
                     "rm_winners='judged_good', or rm_winner_term_from='start'"
                 )
-            if self.rm_refit_growth is None:
+            if self.rm_refit_growth is None or self.label_budget is None:
                 raise ValueError(
-                    "rm_winner_term_from='final_refit' needs refits (rm_refit_growth > 1): "
-                    "without them no final refit happens and the switch never comes"
+                    f"rm_winner_term_from='final_refit' needs refits (rm_refit_growth > 1, got "
+                    f"{self.rm_refit_growth}) and a label_budget (got {self.label_budget}): the "
+                    f"final refit comes when the budget is spent, and without both it never does"
                 )
         return self
 

@@ -262,13 +262,21 @@ def test_the_winner_term_switches_at_the_final_refit(
 
 
 def test_the_final_refit_switch_is_checked() -> None:
-    base = {"source": "reward_model", "rm_head": "answer_sigmoid", "rm_winner_weight": 1.0}
+    base = {
+        "source": "reward_model", "rm_head": "answer_sigmoid", "rm_winner_weight": 1.0,
+        "label_budget": 100,
+    }  # fmt: skip
     with pytest.raises(ValueError, match="winner_term_from must be one of"):
         TrainerSettings(winner_term_from="later")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="nothing to switch to"):
         FeedbackConfig(**base, rm_winner_term_from="final_refit", rm_refit_growth=2.0)
     with pytest.raises(ValueError, match="needs refits"):
         FeedbackConfig(**base, rm_winner_term_from="final_refit", rm_winner_softmax=True)
+    with pytest.raises(ValueError, match="and a label_budget"):
+        FeedbackConfig(
+            **{**base, "label_budget": None}, rm_winner_term_from="final_refit",
+            rm_winner_softmax=True, rm_refit_growth=2.0,
+        )  # fmt: skip
     cfg = FeedbackConfig(
         **base, rm_winner_term_from="final_refit", rm_winner_softmax=True, rm_refit_growth=2.0
     )
