@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_vs_sb3_summary.py"
+from tests.script_loader import load_script
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_vs_sb3_summary", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-summary = _load()
+summary = load_script("bench_vs_sb3_summary")
 
 
 def _run(seed: int, sb3: float | None, rllib: float | None, minutes: float = 5.0) -> dict[str, Any]:

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from tests.rlhf.conftest import make_sample
+from tests.script_loader import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "probe_contrastive_match.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("probe_contrastive_match", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-probe = _load()
+probe = load_script("probe_contrastive_match")
 
 
 def test_auc_is_the_share_of_positive_negative_pairs_in_order() -> None:
