@@ -31,7 +31,7 @@ from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.envs.scenes import COLORS, SHAPES
 from mmrlhf.feedback.pairs import random_episodes, rollout
 from mmrlhf.feedback.reward_model import RewardEnsemble
-from mmrlhf.feedback.rlhf import make_spec, trainer_settings
+from mmrlhf.feedback.rlhf import spec_for_sample, trainer_settings
 from mmrlhf.feedback.rm_trainer import RewardModelTrainer
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
 
@@ -73,11 +73,7 @@ def main() -> None:
         env_cfg, args.unlabelled, seed=args.seed, response_len=fb.rm_response_len
     )
     env = MyMultimodalEnv(env_cfg)
-    first = unlabelled[0]
-    spec = make_spec(
-        fb, image_size=int(first.image.shape[0]), prompt_len=int(first.prompt_ids.shape[0]),
-        vocab_size=int(env.tokenizer.vocab_size),
-    )  # fmt: skip
+    spec = spec_for_sample(fb, unlabelled[0], vocab_size=int(env.tokenizer.vocab_size))
     trainer = RewardModelTrainer(RewardEnsemble(spec, seed=args.seed), trainer_settings(fb))
     started = time.monotonic()
     pretrain = trainer.pretrain(unlabelled, fb.rm_pretrain_steps)

@@ -25,7 +25,7 @@ from mmrlhf.envs.tokenizer import Tokenizer
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.records import EpisodeRecord
 from mmrlhf.feedback.reward_model import RewardModelSpec
-from mmrlhf.feedback.rlhf import make_spec
+from mmrlhf.feedback.rlhf import spec_for_sample
 from mmrlhf.feedback.rm_hub import RewardModelClient
 from mmrlhf.feedback.samples import EpisodeSample, hash_u64, sample_from_record
 from mmrlhf.feedback.scoring import RewardScorer
@@ -100,14 +100,8 @@ class RewardModelFeedback:
 
     def _spec_for(self, sample: EpisodeSample) -> RewardModelSpec:
         if self._spec is None:
-            height, width = sample.image.shape[:2]
-            if height != width:
-                raise ValueError(f"the reward model needs square images, got {height}x{width}")
-            self._spec = make_spec(
-                self.config,
-                image_size=int(height),
-                prompt_len=int(sample.prompt_ids.shape[0]),
-                vocab_size=int(self.tokenizer.vocab_size),
+            self._spec = spec_for_sample(
+                self.config, sample, vocab_size=int(self.tokenizer.vocab_size)
             )
         return self._spec
 

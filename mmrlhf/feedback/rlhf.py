@@ -83,6 +83,24 @@ def make_spec(config: FeedbackConfig, *, image_size: int, prompt_len: int, vocab
     )
 
 
+def spec_for_sample(config: FeedbackConfig, sample: EpisodeSample, *, vocab_size: int
+                    ) -> RewardModelSpec:  # fmt: skip
+    """`make_spec` for an env whose episodes look like `sample` (its image and prompt sizes).
+
+    Raises:
+        ValueError: The sample's image is not square (the reward model's encoders need it).
+    """
+    height, width = sample.image.shape[:2]
+    if height != width:
+        raise ValueError(f"the reward model needs square images, got {height}x{width}")
+    return make_spec(
+        config,
+        image_size=int(height),
+        prompt_len=int(sample.prompt_ids.shape[0]),
+        vocab_size=vocab_size,
+    )
+
+
 def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
     """Reward-model optimisation settings from the flat config fields."""
     return TrainerSettings(

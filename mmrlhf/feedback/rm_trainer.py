@@ -418,10 +418,11 @@ class RewardModelTrainer:
             parts.append((judge(r[[index[e] for e, _ in judged]], y), len(judged)))
         total = sum(n for _, n in parts)
         out = sum((loss * (n / total) for loss, n in parts), torch.zeros(()))
-        winners = self._winners(labels) if self.settings.winner_weight > 0 else []
+        softmax, kind = self.winner_form()
+        winners = self._winners(labels, kind) if self.settings.winner_weight > 0 else []
         if winners:
             rows = [index[w] for w in winners]
-            if self.winner_form()[0]:
+            if softmax:
                 won = member.answer_log_likelihood(features[rows], batch.response[rows])
             else:
                 won = member.log_prob_right(r[rows])
@@ -436,8 +437,8 @@ class RewardModelTrainer:
             return False, "strict"
         return s.winner_softmax, s.winners
 
-    def _winners(self, labels: Sequence[RLHFLabel]) -> list[str]:
-        """The episodes the winner term fits (`winner_form`'s winners), each once."""
-        strict = self.winner_form()[1] == "strict"
+    def _winners(self, labels: Sequence[RLHFLabel], kind: RMWinners | None = None) -> list[str]:
+        """The episodes the winner term fits, each once: `kind`'s (default: `winner_form`'s)."""
+        strict = (kind or self.winner_form()[1]) == "strict"
         return list(dict.fromkeys(strict_winners(labels) if strict else judged_good(labels)))
 

@@ -30,7 +30,7 @@ from mmrlhf.feedback.pairs import (
 )
 from mmrlhf.feedback.preferences import PreferenceLabel, strict_winners
 from mmrlhf.feedback.reward_model import RewardEnsemble, load_reward_model, save_reward_model
-from mmrlhf.feedback.rlhf import make_spec, trainer_settings
+from mmrlhf.feedback.rlhf import spec_for_sample, trainer_settings
 from mmrlhf.feedback.rm_trainer import RewardModelTrainer
 from mmrlhf.feedback.samples import EpisodeSample
 
@@ -212,14 +212,10 @@ def train_reward_model(
         kept = [lab for lab in labels if not hidden & {response[w] for w in strict_winners([lab])}]
         dropped, labels = len(labels) - len(kept), kept
         logger.info("left out %d labels that showed one of %s right", dropped, sorted(hidden))
-    first = samples[0]
     from mmrlhf.envs import MyMultimodalEnv
 
-    spec = make_spec(
-        cfg,
-        image_size=int(first.image.shape[0]),
-        prompt_len=int(first.prompt_ids.shape[0]),
-        vocab_size=int(MyMultimodalEnv(env_cfg).tokenizer.vocab_size),
+    spec = spec_for_sample(
+        cfg, samples[0], vocab_size=int(MyMultimodalEnv(env_cfg).tokenizer.vocab_size)
     )
     trainer = RewardModelTrainer(RewardEnsemble(spec, seed=seed), trainer_settings(cfg))
     trainer.add_labels(labels, {s.episode_id: s for s in samples})

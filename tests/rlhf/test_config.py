@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import get_args
 
@@ -12,8 +13,10 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from mmrlhf.callbacks import apply_feedback
 from mmrlhf.config import ConfigError, load_config
 from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.feedback.rlhf import spec_for_sample
 from mmrlhf.models import MultimodalPPOLearner
 from mmrlhf.models.learner import KL_COEFF_CONFIG, KL_REFERENCE_CONFIG, categorical_kl
+from tests.rlhf.conftest import IMAGE, PROMPT_LEN, TINY_RM, make_sample
 
 
 def test_dotted_overrides_reach_the_rlhf_fields() -> None:
@@ -77,3 +80,13 @@ def test_reward_model_choices_are_the_models_own() -> None:
     assert set(get_args(RMAttentionGate)) == set(get_args(AttentionGate))
     assert set(get_args(RMImageEncoder)) <= set(get_args(ImageEncoderKind))
     assert set(get_args(RMTextEncoder)) <= set(get_args(TextEncoderKind))
+
+
+def test_the_spec_takes_the_sizes_of_a_sample_and_needs_square_images() -> None:
+    cfg = FeedbackConfig(source="reward_model", **TINY_RM)
+    sample = make_sample("a")
+    spec = spec_for_sample(cfg, sample, vocab_size=20)
+    assert (spec.image_size, spec.prompt_len, spec.vocab_size) == (IMAGE, PROMPT_LEN, 20)
+    wide = dataclasses.replace(sample, image=sample.image[:, :-2])
+    with pytest.raises(ValueError, match="square images, got 16x14"):
+        spec_for_sample(cfg, wide, vocab_size=20)
