@@ -29,6 +29,7 @@ import torch
 from mmrlhf.config import load_config, parse_overrides
 from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.envs.scenes import COLORS, SHAPES
+from mmrlhf.feedback.matching import AnswerMatcher, naming_prompts
 from mmrlhf.feedback.pairs import random_episodes, rollout
 from mmrlhf.feedback.reward_model import RewardEnsemble
 from mmrlhf.feedback.rlhf import spec_for_sample, trainer_settings
@@ -36,12 +37,12 @@ from mmrlhf.feedback.rm_trainer import RewardModelTrainer
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
 
 
-def naming_prompts(samples: list[EpisodeSample], words: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """For each word, the token ids of one prompt among `samples` that contains it."""
-    out: dict[str, np.ndarray] = {}
-    for sample in samples:
-        for word in set(sample.prompt.replace("?", " ").split()) & set(words):
-            out.setdefault(word, sample.prompt_ids)
+def naming_every_word(
+    samples: list[EpisodeSample], words: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """For each word, the token ids of one prompt among `samples` that contains it
+    (`feedback.matching.naming_prompts`); every word must have one."""
+    out = naming_prompts(samples, words)
     missing = sorted(set(words) - set(out))
     if missing:
         raise ValueError(f"no prompt among the episodes names {missing}")
@@ -79,9 +80,9 @@ def main() -> None:
     pretrain = trainer.pretrain(unlabelled, fb.rm_pretrain_steps)
     pretrain_s = time.monotonic() - started
     words = COLORS + SHAPES
-    naming = naming_prompts(unlabelled, words)
+    naming = naming_every_word(unlabelled, words)
+    matcher = AnswerMatcher(trainer.ensemble)  # eval mode from here
     rng = np.random.default_rng([args.seed, 2])
-    trainer.ensemble.eval()
     report: dict[str, dict[str, dict[str, float]]] = {}
     for split in ("train", "test"):
         split_env = MyMultimodalEnv(env_cfg.model_copy(update={"split": split}))
@@ -93,23 +94,17 @@ def main() -> None:
         batch = stack_samples(scenes)
         right = np.array([s.response for s in scenes])
         report[split] = {}
-        with torch.no_grad():
-            for word, ids in naming.items():
-                positive = right == word
-                if positive.all() or not positive.any():
-                    continue  # a word never (or always) right on this split: no AUC
-                prompt = torch.as_tensor(np.stack([ids] * len(scenes)))
-                sims = []
-                for member in trainer.ensemble.members:
-                    image, text = member.embeddings(batch.image, prompt)
-                    sims.append(torch.nn.functional.cosine_similarity(image, text, dim=-1))
-                score = torch.stack(sims).mean(0).numpy()
-                top = np.argsort(-score)[: max(1, len(scenes) // 10)]
-                report[split][word] = {
-                    "auc": round(auc(score, positive), 3),
-                    "base_rate": round(float(positive.mean()), 3),
-                    "top10_rate": round(float(positive[top].mean()), 3),
-                }
+        for word, ids in naming.items():
+            positive = right == word
+            if positive.all() or not positive.any():
+                continue  # a word never (or always) right on this split: no AUC
+            score = matcher.similarity(batch.image, ids)
+            top = np.argsort(-score)[: max(1, len(scenes) // 10)]
+            report[split][word] = {
+                "auc": round(auc(score, positive), 3),
+                "base_rate": round(float(positive.mean()), 3),
+                "top10_rate": round(float(positive[top].mean()), 3),
+            }
         print(split, json.dumps(report[split]), flush=True)
     result = {
         "config": args.config, "overrides": args.set, "seed": args.seed,

@@ -24,7 +24,7 @@ def test_auc_is_the_share_of_positive_negative_pairs_in_order() -> None:
 def test_each_word_gets_a_prompt_that_names_it_or_the_missing_ones_are_named() -> None:
     red = replace(make_sample("a", prompt=5), prompt="what shape is the red object ?")
     square = replace(make_sample("b", prompt=6), prompt="what color is the square?")
-    found = probe.naming_prompts([red, square], ("red", "square"))
+    found = probe.naming_every_word([red, square], ("red", "square"))
     assert found["red"] is red.prompt_ids and found["square"] is square.prompt_ids
     with pytest.raises(ValueError, match=r"names \['blue'\]"):
-        probe.naming_prompts([red, square], ("red", "blue"))
+        probe.naming_every_word([red, square], ("red", "blue"))
