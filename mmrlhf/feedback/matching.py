@@ -78,14 +78,21 @@ class AnswerMatcher:
         self, samples: Sequence[EpisodeSample], naming: Mapping[str, np.ndarray]
     ) -> np.ndarray:
         """Per sample, the mean `similarity` of its image with the naming prompts of its
-        response's words; NaN where no word of the response has one (nothing to say)."""
+        response's words, leaving out the words its own prompt names; NaN where no word is
+        left that has a naming prompt (nothing to say).
+
+        A word the episode's own question names is in its scene whatever the answer: on vqa,
+        "what shape is the blue object ?" is asked only where something is blue, so "blue"
+        matched that scene best of all (online, the matched floor challengers went to colour
+        words on shape questions, never right)."""
         if not samples:
             return np.zeros(0)
         images = stack_samples(samples).image
         total = np.zeros(len(samples))
         named = np.zeros(len(samples))
+        open_words = [prompt_words(s.response) - prompt_words(s.prompt) for s in samples]
         for word, ids in naming.items():
-            rows = [i for i, s in enumerate(samples) if word in prompt_words(s.response)]
+            rows = [i for i, words in enumerate(open_words) if word in words]
             if rows:
                 total[rows] += self.similarity(images[rows], ids)
                 named[rows] += 1

@@ -47,7 +47,8 @@ def test_a_response_is_matched_through_the_prompts_naming_its_words(
     tiny_spec: RewardModelSpec,
 ) -> None:
     samples = [_vqa_like("a", RED_Q, "circle", seed=0), _vqa_like("b", CIRCLE_Q, "red", seed=1),
-               _vqa_like("c", CIRCLE_Q, "yes", seed=2)]  # fmt: skip
+               _vqa_like("c", CIRCLE_Q, "yes", seed=2),
+               _vqa_like("d", RED_Q, "red", seed=3)]  # fmt: skip
     matcher = AnswerMatcher(RewardEnsemble(tiny_spec, seed=0))
     naming = naming_prompts(samples)
     match = matcher.response_match(samples, naming)
@@ -56,6 +57,8 @@ def test_a_response_is_matched_through_the_prompts_naming_its_words(
     assert match[0] == pytest.approx(matcher.similarity(images[:1], naming["circle"])[0])
     assert match[1] == pytest.approx(matcher.similarity(images[1:2], naming["red"])[0])
     assert np.isnan(match[2])  # no prompt names "yes": the matcher has nothing to say
+    # "red" to the question about the red object: its scene holds red whatever the answer
+    assert np.isnan(match[3])
     assert np.all(np.abs(match[:2]) <= 1.0)  # cosines
     assert matcher.response_match([], naming).shape == (0,)
 
