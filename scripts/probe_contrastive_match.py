@@ -11,6 +11,13 @@ split, the area under the ROC curve for "w is the scene's right answer" over all
 question kinds, as a query picker that does not know them would see), the base rate, and the
 rate among the 10% best-matching scenes.
 
+Then it asks where floor challengers land (`feedback.queries.novel_queries`, one round of
+`--queries` queries, nothing judged yet) on a pool of 2,048 fresh random-policy episodes
+whose answers the floor drew with probability 1 and 0.3, at random among an answer's draws
+and matched (`feedback.query_challenger_match`: `feedback.matching.AnswerMatcher` on these
+weights): of the challengers on colour and shape words, how many were right and how many
+answered a question of the other kind (a colour to a shape question: never right).
+
 Why: floor challengers (`feedback.query_challengers: floor`) try an answer on random scenes,
 where a colour word is right about once in twelve, so 24 tries miss it with probability about
 0.15; a label-trained reward model ranks such scenes no better than chance (AUC 0.39-0.54,
@@ -22,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -31,6 +40,7 @@ from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.envs.scenes import COLORS, SHAPES
 from mmrlhf.feedback.matching import AnswerMatcher, naming_prompts
 from mmrlhf.feedback.pairs import random_episodes, rollout
+from mmrlhf.feedback.queries import MatchFn, novel_queries
 from mmrlhf.feedback.reward_model import RewardEnsemble
 from mmrlhf.feedback.rlhf import spec_for_sample, trainer_settings
 from mmrlhf.feedback.rm_trainer import RewardModelTrainer
@@ -57,6 +67,27 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos - 1) / 2) / (n_pos * n_neg))
 
 
+def challenger_trials(
+    pool: list[EpisodeSample], match_fn: MatchFn | None, queries: int, seeds: range
+) -> dict[str, int]:
+    """Floor challengers on colour and shape words that a round of `queries` novel queries
+    picks on `pool`, over `seeds`: how many, how many were right, and how many answered a
+    question of the other kind."""
+    words = set(COLORS + SHAPES)
+    out = {"challengers": 0, "right": 0, "other_kind": 0}
+    for seed in seeds:
+        chosen = novel_queries(
+            pool, queries, k=2, rng=np.random.default_rng(seed),
+            score_fn=lambda b: np.zeros((1, len(b))), judged={}, challengers="floor",
+            match_fn=match_fn,
+        )  # fmt: skip
+        firsts = [q[0] for q in chosen if q[0].response in words]
+        out["challengers"] += len(firsts)
+        out["right"] += sum(s.score > 0 for s in firsts)
+        out["other_kind"] += sum(("color" in s.prompt) != (s.response in COLORS) for s in firsts)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/rlhf_vqa.yaml")
@@ -65,6 +96,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--queries", type=int, default=280, help="per challenger round")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -106,10 +138,24 @@ def main() -> None:
                 "top10_rate": round(float(positive[top].mean()), 3),
             }
         print(split, json.dumps(report[split]), flush=True)
+    challengers: dict[str, dict[str, dict[str, int]]] = {}
+    for share in (1.0, 0.3):
+        pool = [
+            replace(s, floor_share=share)
+            for s in random_episodes(env_cfg, 2048, seed=args.seed + 7,
+                                     response_len=fb.rm_response_len)
+        ]  # fmt: skip
+        match_fn = partial(matcher.response_match, naming=naming_prompts(unlabelled))
+        challengers[f"floor_share_{share}"] = {
+            name: challenger_trials(pool, fn, args.queries, range(3))
+            for name, fn in (("random", None), ("matched", match_fn))
+        }
+    print("challengers", json.dumps(challengers), flush=True)
     result = {
         "config": args.config, "overrides": args.set, "seed": args.seed,
         "unlabelled": args.unlabelled, "scenes": args.scenes,
         "pretrain": pretrain, "pretrain_s": round(pretrain_s, 1), "words": report,
+        "queries": args.queries, "challengers": challengers,
     }  # fmt: skip
     if args.out:
         with open(args.out, "w") as f:
