@@ -11,13 +11,6 @@ split, the area under the ROC curve for "w is the scene's right answer" over all
 question kinds, as a query picker that does not know them would see), the base rate, and the
 rate among the 10% best-matching scenes.
 
-Then it asks where floor challengers land (`feedback.queries.novel_queries`, one round of
-`--queries` queries, nothing judged yet) on a pool of 2,048 fresh random-policy episodes
-whose answers the floor drew with probability 1 and 0.3, at random among an answer's draws
-and matched (`feedback.query_challenger_match`: `feedback.matching.AnswerMatcher` on these
-weights): of the challengers on colour and shape words, how many were right and how many
-answered a question of the other kind (a colour to a shape question: never right).
-
 Why: floor challengers (`feedback.query_challengers: floor`) try an answer on random scenes,
 where a colour word is right about once in twelve, so 24 tries miss it with probability about
 0.15; a label-trained reward model ranks such scenes no better than chance (AUC 0.39-0.54,
@@ -29,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
-from functools import partial
 
 import numpy as np
 import torch
@@ -38,21 +29,19 @@ import torch
 from mmrlhf.config import load_config, parse_overrides
 from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.envs.scenes import COLORS, SHAPES
-from mmrlhf.feedback.matching import AnswerMatcher, naming_prompts
 from mmrlhf.feedback.pairs import random_episodes, rollout
-from mmrlhf.feedback.queries import MatchFn, novel_queries
 from mmrlhf.feedback.reward_model import RewardEnsemble
 from mmrlhf.feedback.rlhf import spec_for_sample, trainer_settings
 from mmrlhf.feedback.rm_trainer import RewardModelTrainer
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
 
 
-def naming_every_word(
-    samples: list[EpisodeSample], words: tuple[str, ...]
-) -> dict[str, np.ndarray]:
-    """For each word, the token ids of one prompt among `samples` that contains it
-    (`feedback.matching.naming_prompts`); every word must have one."""
-    out = naming_prompts(samples, words)
+def naming_prompts(samples: list[EpisodeSample], words: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """For each word, the token ids of one prompt among `samples` that contains it."""
+    out: dict[str, np.ndarray] = {}
+    for sample in samples:
+        for word in set(sample.prompt.replace("?", " ").split()) & set(words):
+            out.setdefault(word, sample.prompt_ids)
     missing = sorted(set(words) - set(out))
     if missing:
         raise ValueError(f"no prompt among the episodes names {missing}")
@@ -67,27 +56,6 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos - 1) / 2) / (n_pos * n_neg))
 
 
-def challenger_trials(
-    pool: list[EpisodeSample], match_fn: MatchFn | None, queries: int, seeds: range
-) -> dict[str, int]:
-    """Floor challengers on colour and shape words that a round of `queries` novel queries
-    picks on `pool`, over `seeds`: how many, how many were right, and how many answered a
-    question of the other kind."""
-    words = set(COLORS + SHAPES)
-    out = {"challengers": 0, "right": 0, "other_kind": 0}
-    for seed in seeds:
-        chosen = novel_queries(
-            pool, queries, k=2, rng=np.random.default_rng(seed),
-            score_fn=lambda b: np.zeros((1, len(b))), judged={}, challengers="floor",
-            match_fn=match_fn,
-        )  # fmt: skip
-        firsts = [q[0] for q in chosen if q[0].response in words]
-        out["challengers"] += len(firsts)
-        out["right"] += sum(s.score > 0 for s in firsts)
-        out["other_kind"] += sum(("color" in s.prompt) != (s.response in COLORS) for s in firsts)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/rlhf_vqa.yaml")
@@ -96,7 +64,6 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--queries", type=int, default=280, help="per challenger round")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -112,9 +79,9 @@ def main() -> None:
     pretrain = trainer.pretrain(unlabelled, fb.rm_pretrain_steps)
     pretrain_s = time.monotonic() - started
     words = COLORS + SHAPES
-    naming = naming_every_word(unlabelled, words)
-    matcher = AnswerMatcher(trainer.ensemble)  # eval mode from here
+    naming = naming_prompts(unlabelled, words)
     rng = np.random.default_rng([args.seed, 2])
+    trainer.ensemble.eval()
     report: dict[str, dict[str, dict[str, float]]] = {}
     for split in ("train", "test"):
         split_env = MyMultimodalEnv(env_cfg.model_copy(update={"split": split}))
@@ -126,36 +93,28 @@ def main() -> None:
         batch = stack_samples(scenes)
         right = np.array([s.response for s in scenes])
         report[split] = {}
-        for word, ids in naming.items():
-            positive = right == word
-            if positive.all() or not positive.any():
-                continue  # a word never (or always) right on this split: no AUC
-            score = matcher.similarity(batch.image, ids)
-            top = np.argsort(-score)[: max(1, len(scenes) // 10)]
-            report[split][word] = {
-                "auc": round(auc(score, positive), 3),
-                "base_rate": round(float(positive.mean()), 3),
-                "top10_rate": round(float(positive[top].mean()), 3),
-            }
+        with torch.no_grad():
+            for word, ids in naming.items():
+                positive = right == word
+                if positive.all() or not positive.any():
+                    continue  # a word never (or always) right on this split: no AUC
+                prompt = torch.as_tensor(np.stack([ids] * len(scenes)))
+                sims = []
+                for member in trainer.ensemble.members:
+                    image, text = member.embeddings(batch.image, prompt)
+                    sims.append(torch.nn.functional.cosine_similarity(image, text, dim=-1))
+                score = torch.stack(sims).mean(0).numpy()
+                top = np.argsort(-score)[: max(1, len(scenes) // 10)]
+                report[split][word] = {
+                    "auc": round(auc(score, positive), 3),
+                    "base_rate": round(float(positive.mean()), 3),
+                    "top10_rate": round(float(positive[top].mean()), 3),
+                }
         print(split, json.dumps(report[split]), flush=True)
-    challengers: dict[str, dict[str, dict[str, int]]] = {}
-    for share in (1.0, 0.3):
-        pool = [
-            replace(s, floor_share=share)
-            for s in random_episodes(env_cfg, 2048, seed=args.seed + 7,
-                                     response_len=fb.rm_response_len)
-        ]  # fmt: skip
-        match_fn = partial(matcher.response_match, naming=naming_prompts(unlabelled))
-        challengers[f"floor_share_{share}"] = {
-            name: challenger_trials(pool, fn, args.queries, range(3))
-            for name, fn in (("random", None), ("matched", match_fn))
-        }
-    print("challengers", json.dumps(challengers), flush=True)
     result = {
         "config": args.config, "overrides": args.set, "seed": args.seed,
         "unlabelled": args.unlabelled, "scenes": args.scenes,
         "pretrain": pretrain, "pretrain_s": round(pretrain_s, 1), "words": report,
-        "queries": args.queries, "challengers": challengers,
     }  # fmt: skip
     if args.out:
         with open(args.out, "w") as f:

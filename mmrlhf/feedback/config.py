@@ -242,14 +242,6 @@ class FeedbackConfig(BaseModel):
         "in the pool, challengers are chosen as with query_challengers=any. 0 = every "
         "answer stays in the rotation.",
     )  # fmt: skip
-    query_challenger_match: bool = Field(
-        False,
-        description="Floor challengers: the challenger's answer is the least-judged among "
-        "all prompts' floor draws, and of its draws the one whose image best fits a prompt "
-        "naming the answer, by the reward model's contrastive weights (no label touched "
-        "them; rm_pretrain_steps > 0) (feedback.matching). false = the drawn prompt's "
-        "least-judged floor draw, at random among ties.",
-    )
     query_partner_novelty: float = Field(
         0.0, ge=0.0,
         description="Novel mode: > 0 = partners are the model's bets plus this / sqrt(1 + r), "
@@ -455,16 +447,6 @@ class FeedbackConfig(BaseModel):
             raise ValueError(
                 f"query_partner_novelty ({self.query_partner_novelty}) weighs the partners of "
                 f"challenger queries; it needs query_mode=novel, got {self.query_mode!r}"
-            )
-        if self.query_challenger_match and (
-            self.query_mode != "novel" or self.query_challengers != "floor"
-            or self.rm_pretrain_steps == 0
-        ):  # fmt: skip
-            raise ValueError(
-                f"query_challenger_match picks floor challengers with the contrastive weights; "
-                f"it needs query_mode=novel (got {self.query_mode!r}), query_challengers=floor "
-                f"(got {self.query_challengers!r}) and rm_pretrain_steps > 0 (got "
-                f"{self.rm_pretrain_steps})"
             )
         if self.rm_winner_weight == 0 and (self.rm_winner_softmax or self.rm_winners != "strict"):
             raise ValueError(

@@ -54,9 +54,6 @@ QUERY_RANKS: tuple[str, ...] = get_args(QueryRank)
 QUERY_CHALLENGERS: tuple[str, ...] = get_args(QueryChallengers)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
-# How likely each sample's response is right for its image, (B,), NaN = no idea
-# (`feedback.matching.AnswerMatcher.response_match`).
-MatchFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -218,7 +215,6 @@ def select_queries(
     give_up: int = 0,
     partner_novelty: float = 0.0,
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
-    match_fn: MatchFn | None = None,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -247,8 +243,6 @@ def select_queries(
         partner_novelty: Novel mode: weight of the partners' novelty (see `novel_queries`).
         judged_by_prompt: Novel mode: labelled episodes per (prompt, response) key
             (`novelty.prompt_answer_key`).
-        match_fn: Novel mode, floor challengers: picks each challenger's episode among the
-            floor's draws of its answer (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -259,7 +253,7 @@ def select_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude, challengers=challengers,
             shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
-            judged_by_prompt=judged_by_prompt, match_fn=match_fn,
+            judged_by_prompt=judged_by_prompt,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -332,7 +326,6 @@ def novel_queries(
     give_up: int = 0,
     partner_novelty: float = 0.0,
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
-    match_fn: MatchFn | None = None,
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -370,16 +363,6 @@ def novel_queries(
     that is. Once no floor draw in the pool has an answer left, challengers are chosen as
     with `challengers="any"`.
 
-    With `match_fn` (floor challengers only) the challenger's answer is the least-judged one
-    among the open floor draws of every prompt (ties at random), and of that answer's draws
-    the one `match_fn` rates the most likely right (`feedback.matching.AnswerMatcher`: the
-    label-free image-text match; at random where it has nothing to say); that episode's
-    prompt gives the partners. A uniform draw of a colour word is right on about one vqa
-    scene in twelve, so 24 draws miss a word with probability about 0.15; among the scenes
-    the match rates in its best tenth a word was right 26-49% of the time, against 6-13% on
-    all (scripts/probe_contrastive_match.py). The answer still comes from the floor's draws
-    and the count, not from the reward model trained on labels.
-
     With `partner_novelty` > 0 the partners are the episodes with the highest
 
         z + partner_novelty / sqrt(1 + r),
@@ -397,11 +380,6 @@ def novel_queries(
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
     if challengers not in QUERY_CHALLENGERS:
         raise ValueError(f"challengers must be one of {QUERY_CHALLENGERS}, got {challengers!r}")
-    if match_fn is not None and challengers != "floor":
-        raise ValueError(
-            f"match_fn picks among the policy floor's draws; it needs challengers='floor', "
-            f"got {challengers!r}"
-        )
     groups: dict[str, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
@@ -424,7 +402,6 @@ def novel_queries(
     if rotating and not eligible:  # every answer settled: the model's challengers
         challengers, rotating = "any", False
         eligible = {i for idx in groups.values() for i in idx}
-    matching = match_fn is not None and challengers == "floor"
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:
@@ -435,32 +412,21 @@ def novel_queries(
         ]  # fmt: skip
         if not ready:
             break
-        if matching:
-            assert match_fn is not None
-            open_draws = [i for g in ready for i in free[g] if i in eligible]
-            pick = _matched_challenger(samples, open_draws, counts, rng, match_fn)
-            members = free[samples[pick].prompt_key]
-            if len(members) > scan:
-                members = _scan(members, scan, rng, keep=[pick])
-        else:
-            sizes = np.array([len(free[g]) for g in ready], dtype=float)
-            members = free[ready[int(rng.choice(len(ready), p=sizes / sizes.sum()))]]
-            if len(members) > scan:
-                members = _scan(members, scan, rng, keep=[i for i in members if i in eligible])
+        sizes = np.array([len(free[g]) for g in ready], dtype=float)
+        members = free[ready[int(rng.choice(len(ready), p=sizes / sizes.sum()))]]
+        if len(members) > scan:
+            members = _scan(members, scan, rng, keep=[i for i in members if i in eligible])
         scores = np.asarray(score_fn([samples[i] for i in members]))
         bounds = scores.mean(axis=0) + scores.std(axis=0)
         spread = float(bounds.std())
         z = (bounds - bounds.mean()) / spread if spread > 0 else np.zeros_like(bounds)
         seen = np.array([counts.get(judgement_key(samples[i]), 0) for i in members], dtype=float)
-        if matching:
-            challenger = members.index(pick)
-        else:
-            if challengers == "any":
-                value = np.minimum(z, 0.0) + novelty / np.sqrt(1.0 + seen)
-            else:  # the model does not choose among the floor's draws; ties go at random
-                value = novelty / np.sqrt(1.0 + seen) + 1e-9 * rng.random(len(members))
-            value[[i not in eligible for i in members]] = -np.inf
-            challenger = int(np.argmax(value))
+        if challengers == "any":
+            value = np.minimum(z, 0.0) + novelty / np.sqrt(1.0 + seen)
+        else:  # the model does not choose among the floor's draws; ties go at random
+            value = novelty / np.sqrt(1.0 + seen) + 1e-9 * rng.random(len(members))
+        value[[i not in eligible for i in members]] = -np.inf
+        challenger = int(np.argmax(value))
         chosen = [challenger]
         bets = z
         if partnered is not None:
@@ -484,26 +450,6 @@ def novel_queries(
             eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
     return out
-
-
-def _matched_challenger(
-    samples: Sequence[EpisodeSample],
-    open_draws: Sequence[int],
-    counts: Mapping[str, int],
-    rng: np.random.Generator,
-    match_fn: MatchFn,
-) -> int:
-    """Index of the challenger among `open_draws`: the least-judged answer (ties at random),
-    and of its episodes the one `match_fn` rates highest (at random when it rates none)."""
-    keys = [judgement_key(samples[i]) for i in open_draws]
-    seen = np.array([counts.get(key, 0) for key in keys])
-    tied = sorted({keys[j] for j in np.flatnonzero(seen == seen.min())})
-    answer = tied[int(rng.integers(len(tied)))]
-    draws = [i for i, key in zip(open_draws, keys, strict=True) if key == answer]
-    match = np.asarray(match_fn([samples[i] for i in draws]), dtype=float)
-    if np.isnan(match).all():
-        return draws[int(rng.integers(len(draws)))]
-    return draws[int(np.nanargmax(match))]
 
 
 def _scan(members: list[int], scan: int, rng: np.random.Generator, keep: list[int]) -> list[int]:

@@ -41,7 +41,6 @@ from mmrlhf.feedback.budget import LabelBudget
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.human import HumanLabelBridge
 from mmrlhf.feedback.label_log import LabelLog
-from mmrlhf.feedback.matching import AnswerMatcher, naming_prompts
 from mmrlhf.feedback.novelty import JudgedCounts
 from mmrlhf.feedback.preferences import (
     PreferenceLabel,
@@ -51,7 +50,7 @@ from mmrlhf.feedback.preferences import (
     label_cost,
     strict_winners,
 )
-from mmrlhf.feedback.queries import MatchFn, QuerySchedule, select_queries
+from mmrlhf.feedback.queries import QuerySchedule, select_queries
 from mmrlhf.feedback.reward_model import (
     PublishedRewardModel,
     RewardEnsemble,
@@ -169,7 +168,6 @@ class RLHFState:
         self.last_train: dict[str, Any] = {}
         self.last_pretrain: dict[str, Any] = {}
         self.label_log = LabelLog(config.rm_label_log) if config.rm_label_log else None
-        self._matcher: AnswerMatcher | None = None  # query_challenger_match, built once
         self.judged = JudgedCounts()
         if config.rm_checkpoint:
             ensemble, meta = load_reward_model(config.rm_checkpoint)
@@ -273,18 +271,6 @@ class RLHFState:
         assert self.trainer is not None
         return self.trainer.rewards(samples).numpy()
 
-    def _match_fn(self, pool: Sequence[EpisodeSample]) -> MatchFn | None:
-        """Floor challengers' label-free match (`query_challenger_match`): the contrastive
-        (anchor) weights, naming prompts from `pool`; None before the contrastive steps end."""
-        trainer = self.trainer
-        if not self.config.query_challenger_match or trainer is None or trainer.anchor is None:
-            return None
-        if self._matcher is None:
-            self._matcher = AnswerMatcher.from_weights(trainer.ensemble.spec, trainer.anchor)
-            logger.info("floor challengers matched by the contrastive weights from now on")
-        matcher, naming = self._matcher, naming_prompts(pool)
-        return lambda samples: matcher.response_match(samples, naming)
-
     def label_round(self, iteration: int) -> int:
         """Ask the simulated rater the queries owed at `iteration`; return labels accepted."""
         if self.trainer is None:
@@ -319,7 +305,6 @@ class RLHFState:
             give_up=self.config.query_give_up,
             partner_novelty=self.config.query_partner_novelty,
             judged_by_prompt=self.judged.by_prompt,
-            match_fn=self._match_fn(candidates) if mode == "novel" else None,
         )
         labels: list[RLHFLabel] = []
         for query in queries:
