@@ -29,6 +29,7 @@ import torch
 from mmrlhf.config import load_config, parse_overrides
 from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.envs.scenes import COLORS, SHAPES
+from mmrlhf.envs.tokenizer import split_words
 from mmrlhf.feedback.pairs import random_episodes, rollout
 from mmrlhf.feedback.reward_model import RewardEnsemble
 from mmrlhf.feedback.rlhf import spec_for_sample, trainer_settings
@@ -40,7 +41,7 @@ def naming_prompts(samples: list[EpisodeSample], words: tuple[str, ...]) -> dict
     """For each word, the token ids of one prompt among `samples` that contains it."""
     out: dict[str, np.ndarray] = {}
     for sample in samples:
-        for word in set(sample.prompt.replace("?", " ").split()) & set(words):
+        for word in set(split_words(sample.prompt)) & set(words):
             out.setdefault(word, sample.prompt_ids)
     missing = sorted(set(words) - set(out))
     if missing:
@@ -54,6 +55,22 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
     ranks[np.argsort(score)] = np.arange(len(score))
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     return float((ranks[positive].sum() - n_pos * (n_pos - 1) / 2) / (n_pos * n_neg))
+
+
+def word_similarities(
+    ensemble: RewardEnsemble, images: torch.Tensor, naming: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per word, the members' mean cosine between each image (B, H, W, 3) and the word's
+    naming prompt, (B,); each member embeds the images once for all words."""
+    prompts = torch.as_tensor(np.stack(list(naming.values())))
+    sims = []
+    with torch.no_grad():
+        for member in ensemble.members:
+            image, text = member.embeddings(images, prompts)  # (B, D), (W, D)
+            norm = torch.nn.functional.normalize
+            sims.append(norm(image, dim=-1) @ norm(text, dim=-1).T)
+    mean = torch.stack(sims).mean(0).numpy()
+    return {word: mean[:, j] for j, word in enumerate(naming)}
 
 
 def main() -> None:
@@ -90,26 +107,19 @@ def main() -> None:
                     response_len=fb.rm_response_len, episode_id=f"{split}{i}")[0]
             for i in range(args.scenes)
         ]  # fmt: skip
-        batch = stack_samples(scenes)
+        similarities = word_similarities(trainer.ensemble, stack_samples(scenes).image, naming)
         right = np.array([s.response for s in scenes])
         report[split] = {}
-        with torch.no_grad():
-            for word, ids in naming.items():
-                positive = right == word
-                if positive.all() or not positive.any():
-                    continue  # a word never (or always) right on this split: no AUC
-                prompt = torch.as_tensor(np.stack([ids] * len(scenes)))
-                sims = []
-                for member in trainer.ensemble.members:
-                    image, text = member.embeddings(batch.image, prompt)
-                    sims.append(torch.nn.functional.cosine_similarity(image, text, dim=-1))
-                score = torch.stack(sims).mean(0).numpy()
-                top = np.argsort(-score)[: max(1, len(scenes) // 10)]
-                report[split][word] = {
-                    "auc": round(auc(score, positive), 3),
-                    "base_rate": round(float(positive.mean()), 3),
-                    "top10_rate": round(float(positive[top].mean()), 3),
-                }
+        for word, score in similarities.items():
+            positive = right == word
+            if positive.all() or not positive.any():
+                continue  # a word never (or always) right on this split: no AUC
+            top = np.argsort(-score)[: max(1, len(scenes) // 10)]
+            report[split][word] = {
+                "auc": round(auc(score, positive), 3),
+                "base_rate": round(float(positive.mean()), 3),
+                "top10_rate": round(float(positive[top].mean()), 3),
+            }
         print(split, json.dumps(report[split]), flush=True)
     result = {
         "config": args.config, "overrides": args.set, "seed": args.seed,
