@@ -26,6 +26,7 @@ QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
+QueryPartners = Literal["bet", "sampled"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -249,6 +250,13 @@ class FeedbackConfig(BaseModel):
         "answers per question than the model's favourite (feedback.queries.novel_queries). "
         "0 = the model's best bets.",
     )  # fmt: skip
+    query_partners: QueryPartners = Field(
+        "bet",
+        description="Novel mode: who a challenger is compared with: bet (the episodes the "
+        "reward model rates highest for the prompt) or sampled (episodes of the prompt drawn "
+        "at random among the policy's own answers, not the floor's draws: labels follow the "
+        "policy's answers over random scenes, not the model's surest ones).",
+    )
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
     query_decay: float = Field(0.0, ge=0.0, description="Per-iteration decay of queries.")
@@ -447,6 +455,16 @@ class FeedbackConfig(BaseModel):
             raise ValueError(
                 f"query_partner_novelty ({self.query_partner_novelty}) weighs the partners of "
                 f"challenger queries; it needs query_mode=novel, got {self.query_mode!r}"
+            )
+        if self.query_partners != "bet" and self.query_mode != "novel":
+            raise ValueError(
+                f"query_partners={self.query_partners!r} picks the partners of challenger "
+                f"queries; it needs query_mode=novel, got {self.query_mode!r}"
+            )
+        if self.query_partners == "sampled" and self.query_partner_novelty > 0:
+            raise ValueError(
+                f"query_partner_novelty ({self.query_partner_novelty}) weighs the model's bets; "
+                "query_partners='sampled' draws partners at random instead: set one of them"
             )
         if self.rm_winner_weight == 0 and (self.rm_winner_softmax or self.rm_winners != "strict"):
             raise ValueError(

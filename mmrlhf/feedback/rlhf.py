@@ -305,6 +305,7 @@ class RLHFState:
             give_up=self.config.query_give_up,
             partner_novelty=self.config.query_partner_novelty,
             judged_by_prompt=self.judged.by_prompt,
+            partners=self.config.query_partners,
         )
         labels: list[RLHFLabel] = []
         for query in queries:
