@@ -27,6 +27,7 @@ QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
 QueryPartners = Literal["bet", "sampled"]
+NoveltyCount = Literal["response", "per_question"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -320,6 +321,13 @@ class FeedbackConfig(BaseModel):
         "the labelled episodes that gave the same response, while label budget remains "
         "(answers no label has judged keep being tried; feedback.novelty). 0 = off.",
     )
+    rm_novelty_count: NoveltyCount = Field(
+        "response",
+        description="What the exploration bonus counts: response (labelled episodes with the "
+        "same response, to any prompt) or per_question (the same, but for a response some "
+        "label has shown right, labelled episodes with the same prompt and response: a right "
+        "answer to one question is new again on the others; feedback.novelty).",
+    )
     rm_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for the RM hub actor.")
     rm_save_dir: str | None = Field(
         None, description="Save every published reward model here (latest overwrites)."
@@ -455,6 +463,11 @@ class FeedbackConfig(BaseModel):
             raise ValueError(
                 f"query_partner_novelty ({self.query_partner_novelty}) weighs the partners of "
                 f"challenger queries; it needs query_mode=novel, got {self.query_mode!r}"
+            )
+        if self.rm_novelty_count != "response" and self.rm_novelty_bonus == 0:
+            raise ValueError(
+                f"rm_novelty_count={self.rm_novelty_count!r} says what the exploration bonus "
+                "counts; set rm_novelty_bonus > 0 or leave it at 'response'"
             )
         if self.query_partners != "bet" and self.query_mode != "novel":
             raise ValueError(
