@@ -281,3 +281,9 @@ def test_the_final_refit_switch_is_checked() -> None:
         **base, rm_winner_term_from="final_refit", rm_winner_softmax=True, rm_refit_growth=2.0
     )
     assert trainer_settings(cfg).winner_term_from == "final_refit"
+    # the same settings with the oracle rater as the source (bench_rlhf.py's oracle run of
+    # rlhf_vqa.yaml): no reward model, no budget, nothing to check
+    FeedbackConfig(
+        **{**base, "source": "rater", "label_budget": None}, rater="oracle",
+        rm_winner_term_from="final_refit", rm_winner_softmax=True, rm_refit_growth=2.0,
+    )  # fmt: skip
