@@ -168,7 +168,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", type=int, nargs="+", default=[250, 500, 1000])
+    parser.add_argument(
+        "--budgets", type=int, nargs="*", default=[250, 500, 1000],
+        help="label budgets, one RLHF run each (none: the oracle run alone)",
+    )
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--batch", type=int, default=512, help="episodes per iteration")
     parser.add_argument("--eval-episodes", type=int, default=500)
