@@ -26,7 +26,7 @@ QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
-QueryPartners = Literal["bet", "sampled"]
+QueryPartners = Literal["bet", "sampled", "per_answer"]
 NoveltyCount = Literal["response", "per_question"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
@@ -256,7 +256,9 @@ class FeedbackConfig(BaseModel):
         description="Novel mode: who a challenger is compared with: bet (the episodes the "
         "reward model rates highest for the prompt) or sampled (episodes of the prompt drawn "
         "at random among the policy's own answers, not the floor's draws: labels follow the "
-        "policy's answers over random scenes, not the model's surest ones).",
+        "policy's answers over random scenes, not the model's surest ones), or per_answer "
+        "(an answer drawn uniformly among the prompt's policy-given answers some label has "
+        "shown right, then the reward model's best bet among its episodes).",
     )
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
@@ -474,10 +476,11 @@ class FeedbackConfig(BaseModel):
                 f"query_partners={self.query_partners!r} picks the partners of challenger "
                 f"queries; it needs query_mode=novel, got {self.query_mode!r}"
             )
-        if self.query_partners == "sampled" and self.query_partner_novelty > 0:
+        if self.query_partners != "bet" and self.query_partner_novelty > 0:
             raise ValueError(
-                f"query_partner_novelty ({self.query_partner_novelty}) weighs the model's bets; "
-                "query_partners='sampled' draws partners at random instead: set one of them"
+                f"query_partner_novelty ({self.query_partner_novelty}) weighs the model's bets "
+                f"over all answers; query_partners={self.query_partners!r} picks them another "
+                "way: set one of them"
             )
         if self.rm_winner_weight == 0 and (self.rm_winner_softmax or self.rm_winners != "strict"):
             raise ValueError(

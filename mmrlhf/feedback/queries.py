@@ -393,6 +393,13 @@ def novel_queries(
     episodes shown right, one answer per question); a sampled partner is the policy's
     answer to a random scene, shown right where the policy is right and "both bad" where
     its favourite is wrong for that image.
+
+    With `partners="per_answer"` each partner's answer is drawn uniformly among the answers
+    the policy itself gave to the prompt (in the scanned episodes, the floor's draws left
+    out) that some label has shown right (`shown_right`), and the partner is the model's
+    best bet among that answer's episodes: spread over the answers like sampled partners,
+    but on the scenes where each answer most likely is right. With none such (before any
+    label shows one right), the model's best bet.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
@@ -400,8 +407,10 @@ def novel_queries(
         raise ValueError(f"challengers must be one of {QUERY_CHALLENGERS}, got {challengers!r}")
     if partners not in QUERY_PARTNERS:
         raise ValueError(f"partners must be one of {QUERY_PARTNERS}, got {partners!r}")
-    if partners == "sampled" and partner_novelty > 0:
-        raise ValueError("partner_novelty weighs the model's bets; sampled partners ignore them")
+    if partners != "bet" and partner_novelty > 0:
+        raise ValueError(
+            f"partner_novelty weighs the model's bets; {partners} partners ignore them"
+        )
     groups: dict[str, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
@@ -460,6 +469,11 @@ def novel_queries(
             order = own + [j for j in shuffled if samples[members[j]].floor_drawn]
         else:
             order = [int(j) for j in np.argsort(-bets, kind="stable")]
+            if partners == "per_answer":
+                order = _one_answer_first(
+                    order, [samples[i] for i in members], right, rng,
+                    skip=samples[members[challenger]].response_key,
+                )  # fmt: skip
         for j in order:
             if len(chosen) == k:
                 break
@@ -478,6 +492,29 @@ def novel_queries(
             eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
     return out
+
+
+def _one_answer_first(
+    order: list[int],
+    members: Sequence[EpisodeSample],
+    shown_right: Mapping[str, int],
+    rng: np.random.Generator,
+    skip: str,
+) -> list[int]:
+    """`order` (the model's bets, best first) with the episodes of one answer moved to the
+    front: an answer drawn uniformly among those the policy gave itself (not the floor's
+    draws) that some label has shown right, other than `skip` (the challenger's response).
+    Unchanged when there is none."""
+    answers = sorted({
+        m.response_key for m in members
+        if not m.floor_drawn and m.response_key != skip
+        and shown_right.get(judgement_key(m), 0) > 0
+    })  # fmt: skip
+    if not answers:
+        return order
+    pick = answers[int(rng.integers(len(answers)))]
+    first = [j for j in order if members[j].response_key == pick]
+    return first + [j for j in order if members[j].response_key != pick]
 
 
 def _scan(members: list[int], scan: int, rng: np.random.Generator, keep: list[int]) -> list[int]:

@@ -1,5 +1,6 @@
-"""Challenger queries whose partners are the policy's own answers to random scenes
-(`feedback.query_partners: sampled`), not the reward model's best bets."""
+"""Challenger queries whose partners are not the reward model's best bets over all answers:
+the policy's own answers to random scenes (`feedback.query_partners: sampled`), or the best
+bet of an answer drawn among those the labels have shown right (`per_answer`)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,11 @@ def _judged(pool: list[EpisodeSample]) -> dict[str, int]:
     return {s.response_key: 0 if s.response_ids[0] == 6 else 100 for s in pool}
 
 
-def _partners(pool: list[EpisodeSample], partners: str, n: int = 8, seed: int = 0) -> Counter:
+def _partners(pool: list[EpisodeSample], partners: str, n: int = 8, seed: int = 0,
+              shown_right: dict[str, int] | None = None) -> Counter:
     queries = novel_queries(pool, n, k=2, rng=np.random.default_rng(seed), score_fn=_score,
-                            judged=_judged(pool), partners=partners)  # fmt: skip
+                            judged=_judged(pool), partners=partners,
+                            shown_right=shown_right)  # fmt: skip
     assert len(queries) == n
     assert all(int(q[0].response_ids[0]) == 6 for q in queries)  # the challenger is unchanged
     return Counter(int(q[1].response_ids[0]) for q in queries)
@@ -87,5 +90,42 @@ def test_config_needs_novel_mode_and_no_partner_novelty() -> None:
     with pytest.raises(ValueError, match="set one of them"):
         FeedbackConfig(**base, query_mode="novel", query_partners="sampled",
                        query_partner_novelty=2.0)
+    with pytest.raises(ValueError, match="set one of them"):
+        FeedbackConfig(**base, query_mode="novel", query_partners="per_answer",
+                       query_partner_novelty=2.0)
     with pytest.raises(ValueError, match="query_partners"):
         FeedbackConfig(**base, query_mode="novel", query_partners="best")
+
+
+def test_per_answer_partners_spread_over_confirmed_answers_on_the_models_best_scenes() -> None:
+    # every episode of an answer has its own bound: the model's best bet within each answer
+    # is its copy 9
+    pool = _pool()
+    bounds = {s.episode_id: BOUNDS[int(s.response_ids[0])] + 0.01 * int(s.episode_id[-1])
+              for s in pool}  # fmt: skip
+
+    def score(batch: list[EpisodeSample]) -> np.ndarray:
+        return np.array([[bounds[s.episode_id] for s in batch]] * 2)
+
+    key = {int(s.response_ids[0]): s.response_key for s in pool}
+
+    def partners(shown_right: dict[str, int], seed: int) -> list[str]:
+        queries = novel_queries(pool, 2, k=2, rng=np.random.default_rng(seed), score_fn=score,
+                                judged=_judged(pool), partners="per_answer",
+                                shown_right=shown_right)  # fmt: skip
+        return [q[1].episode_id for q in queries]
+
+    # nothing shown right yet: the model's best bets (answer 3's best scenes)
+    assert partners({}, seed=0) == ["e3-9", "e3-8"]
+    # answers 4 and 5 shown right (and the challenger's answer 6, which is not its own
+    # partner): each query draws one of them, then takes that answer's best scene
+    right = {key[4]: 1, key[5]: 2, key[6]: 1}
+    drawn = Counter(p for seed in range(20) for p in partners(right, seed))
+    assert {p.split("-")[0] for p in drawn} == {"e4", "e5"}
+    assert drawn["e4-9"] + drawn["e5-9"] >= 20  # a query's first partner of its answer: the best
+    # an answer only the floor gave is not drawn
+    floor4 = [replace(s, floor_share=1.0 if s.response_ids[0] == 4 else 0.0) for s in pool]
+    queries = novel_queries(floor4, 4, k=2, rng=np.random.default_rng(0), score_fn=score,
+                            judged=_judged(floor4), partners="per_answer",
+                            shown_right=right)  # fmt: skip
+    assert {q[1].episode_id.split("-")[0] for q in queries} == {"e5"}
