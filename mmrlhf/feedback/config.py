@@ -28,7 +28,6 @@ QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
 QueryPartners = Literal["bet", "sampled", "per_answer"]
 NoveltyCount = Literal["response", "per_question"]
-QuerySettled = Literal["any", "per_answer"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -261,18 +260,6 @@ class FeedbackConfig(BaseModel):
         "(an answer drawn uniformly among the prompt's policy-given answers some label has "
         "shown right, then the reward model's best bet among its episodes).",
     )
-    query_floor_pairs: bool = Field(
-        False,
-        description="Floor challengers with a give-up: a rotation query fills its other "
-        "places with more open floor draws of the prompt before any partner, so one label "
-        "moves two answers through the rotation (feedback.queries.novel_queries).",
-    )
-    query_settled: QuerySettled = Field(
-        "any",
-        description="Floor challengers with a give-up, once every answer has settled: any = "
-        "challengers by z and novelty; per_answer = each query is the model's best bets on "
-        "k different answers the labels have shown right (feedback.queries.novel_queries).",
-    )
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
     query_decay: float = Field(0.0, ge=0.0, description="Per-iteration decay of queries.")
@@ -483,16 +470,6 @@ class FeedbackConfig(BaseModel):
             raise ValueError(
                 f"rm_novelty_count={self.rm_novelty_count!r} says what the exploration bonus "
                 "counts; set rm_novelty_bonus > 0 or leave it at 'response'"
-            )
-        if (self.query_floor_pairs or self.query_settled != "any") and not (
-            self.query_mode == "novel" and self.query_challengers == "floor"
-            and self.query_give_up > 0
-        ):
-            raise ValueError(
-                f"query_floor_pairs ({self.query_floor_pairs}) and query_settled "
-                f"({self.query_settled!r}) shape the floor challengers' rotation; they need "
-                f"query_mode=novel, query_challengers=floor and query_give_up > 0, got "
-                f"{self.query_mode!r}, {self.query_challengers!r}, {self.query_give_up}"
             )
         if self.query_partners != "bet" and self.query_mode != "novel":
             raise ValueError(

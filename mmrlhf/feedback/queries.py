@@ -48,7 +48,6 @@ from mmrlhf.feedback.config import (
     QueryMode,
     QueryPartners,
     QueryRank,
-    QuerySettled,
 )
 from mmrlhf.feedback.novelty import judgement_key, prompt_answer_key
 from mmrlhf.feedback.samples import EpisodeSample
@@ -60,7 +59,6 @@ QUERY_GROUPS: tuple[str, ...] = get_args(QueryGroup)
 QUERY_RANKS: tuple[str, ...] = get_args(QueryRank)
 QUERY_CHALLENGERS: tuple[str, ...] = get_args(QueryChallengers)
 QUERY_PARTNERS: tuple[str, ...] = get_args(QueryPartners)
-QUERY_SETTLED: tuple[str, ...] = get_args(QuerySettled)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
@@ -225,8 +223,6 @@ def select_queries(
     partner_novelty: float = 0.0,
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
     partners: QueryPartners = "bet",
-    floor_pairs: bool = False,
-    settled: QuerySettled = "any",
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -255,10 +251,7 @@ def select_queries(
         partner_novelty: Novel mode: weight of the partners' novelty (see `novel_queries`).
         judged_by_prompt: Novel mode: labelled episodes per (prompt, response) key
             (`novelty.prompt_answer_key`).
-        partners: Novel mode: `bet`, `sampled` or `per_answer` partners (see
-            `novel_queries`).
-        floor_pairs: Novel mode, floor challengers with a give-up: see `novel_queries`.
-        settled: Novel mode, floor challengers with a give-up: see `novel_queries`.
+        partners: Novel mode: `bet` or `sampled` partners (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -269,8 +262,7 @@ def select_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude, challengers=challengers,
             shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
-            judged_by_prompt=judged_by_prompt, partners=partners, floor_pairs=floor_pairs,
-            settled=settled,
+            judged_by_prompt=judged_by_prompt, partners=partners,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -344,8 +336,6 @@ def novel_queries(
     partner_novelty: float = 0.0,
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
     partners: QueryPartners = "bet",
-    floor_pairs: bool = False,
-    settled: QuerySettled = "any",
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -410,17 +400,6 @@ def novel_queries(
     best bet among that answer's episodes: spread over the answers like sampled partners,
     but on the scenes where each answer most likely is right. With none such (before any
     label shows one right), the model's best bet.
-
-    Floor challengers with a give-up cost labels: each of the answers that are never right
-    takes `give_up` labelled episodes before it leaves the rotation (on vqa 18 x 24), and
-    its queries confirm little beyond the partner. With `floor_pairs` a rotation query
-    fills its other places with more open floor draws of the prompt (different answers, the
-    least judged first) before any partner, so one label moves two answers through the
-    rotation. With `settled="per_answer"`, once the rotation has settled every answer, each
-    query is the model's best bets on k different answers drawn as `per_answer` partners
-    are (uniformly among the policy-given answers some label has shown right): two likely
-    right answers, spread over the answers, so a label more often confirms one or both
-    (a "both good" tie) instead of the policy's favourite.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
@@ -432,8 +411,6 @@ def novel_queries(
         raise ValueError(
             f"partner_novelty weighs the model's bets; {partners} partners ignore them"
         )
-    if settled not in QUERY_SETTLED:
-        raise ValueError(f"settled must be one of {QUERY_SETTLED}, got {settled!r}")
     groups: dict[str, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
@@ -453,11 +430,9 @@ def novel_queries(
         i for idx in groups.values() for i in idx
         if challengers == "any" or (samples[i].floor_drawn and open_answer(samples[i]))
     }  # fmt: skip
-    by_answer = False  # the rotation is over and each query is bets on k answers
     if rotating and not eligible:  # every answer settled: the model's challengers
         challengers, rotating = "any", False
         eligible = {i for idx in groups.values() for i in idx}
-        by_answer = settled == "per_answer"
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:
@@ -482,23 +457,8 @@ def novel_queries(
         else:  # the model does not choose among the floor's draws; ties go at random
             value = novelty / np.sqrt(1.0 + seen) + 1e-9 * rng.random(len(members))
         value[[i not in eligible for i in members]] = -np.inf
-        if by_answer:
-            chosen = _bets_on_answers([samples[i] for i in members], z, right, k, rng)
-            if len(chosen) < k:  # fewer than k answers here: nothing this prompt can ask
-                used.update(members)
-                continue
-            used.update(members[c] for c in chosen)
-            out.append([samples[members[c]] for c in chosen])
-            continue
         challenger = int(np.argmax(value))
         chosen = [challenger]
-        if rotating and floor_pairs:
-            for j in np.argsort(-value, kind="stable")[1:]:
-                if len(chosen) == k or not np.isfinite(value[j]):
-                    break
-                responses = {samples[members[c]].response_key for c in chosen}
-                if samples[members[int(j)]].response_key not in responses:
-                    chosen.append(int(j))
         bets = z
         if partnered is not None:
             judged_here = [partnered[prompt_answer_key(samples[i])] for i in members]
@@ -526,37 +486,12 @@ def novel_queries(
         used.update(members[c] for c in chosen)
         if partnered is not None:
             partnered.update(prompt_answer_key(samples[members[c]]) for c in chosen[1:])
-        # The challenger, and in floor pairs every open floor draw, counts as judged.
-        for c in chosen if rotating and floor_pairs else [challenger]:
-            if c != challenger and members[c] not in eligible:
-                continue
-            key = judgement_key(samples[members[c]])
-            counts[key] = counts.get(key, 0) + 1
-            if rotating and counts[key] >= give_up:
-                eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
+        key = judgement_key(samples[members[challenger]])
+        counts[key] = counts.get(key, 0) + 1
+        if rotating and counts[key] >= give_up:
+            eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
     return out
-
-
-def _bets_on_answers(
-    members: Sequence[EpisodeSample],
-    z: np.ndarray,
-    shown_right: Mapping[str, int],
-    k: int,
-    rng: np.random.Generator,
-) -> list[int]:
-    """Up to k indices into `members`: the highest z of each of k answers drawn uniformly
-    among those the policy gave itself (not the floor's draws) that some label has shown
-    right."""
-    answers = sorted({
-        m.response_key for m in members
-        if not m.floor_drawn and shown_right.get(judgement_key(m), 0) > 0
-    })  # fmt: skip
-    picks = [answers[int(j)] for j in rng.permutation(len(answers))[:k]]
-    order = np.argsort(-z, kind="stable")
-    return [
-        next(int(j) for j in order if members[int(j)].response_key == pick) for pick in picks
-    ]
 
 
 def _one_answer_first(

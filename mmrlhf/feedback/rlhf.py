@@ -306,8 +306,6 @@ class RLHFState:
             partner_novelty=self.config.query_partner_novelty,
             judged_by_prompt=self.judged.by_prompt,
             partners=self.config.query_partners,
-            floor_pairs=self.config.query_floor_pairs,
-            settled=self.config.query_settled,
         )
         labels: list[RLHFLabel] = []
         for query in queries:
