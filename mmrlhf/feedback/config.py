@@ -26,8 +26,6 @@ QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
-QueryPartners = Literal["bet", "sampled", "per_answer"]
-NoveltyCount = Literal["response", "per_question"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -251,15 +249,6 @@ class FeedbackConfig(BaseModel):
         "answers per question than the model's favourite (feedback.queries.novel_queries). "
         "0 = the model's best bets.",
     )  # fmt: skip
-    query_partners: QueryPartners = Field(
-        "bet",
-        description="Novel mode: who a challenger is compared with: bet (the episodes the "
-        "reward model rates highest for the prompt) or sampled (episodes of the prompt drawn "
-        "at random among the policy's own answers, not the floor's draws: labels follow the "
-        "policy's answers over random scenes, not the model's surest ones), or per_answer "
-        "(an answer drawn uniformly among the prompt's policy-given answers some label has "
-        "shown right, then the reward model's best bet among its episodes).",
-    )
     query_k: int = Field(2, ge=2, le=16, description="Episodes per query: 2 = pair, >2 = rank.")
     queries_per_iter: int = Field(20, ge=0, description="Labels asked for per iteration.")
     query_decay: float = Field(0.0, ge=0.0, description="Per-iteration decay of queries.")
@@ -322,13 +311,6 @@ class FeedbackConfig(BaseModel):
         description="Exploration bonus scale / sqrt(1 + n) added to each normalised reward, n "
         "the labelled episodes that gave the same response, while label budget remains "
         "(answers no label has judged keep being tried; feedback.novelty). 0 = off.",
-    )
-    rm_novelty_count: NoveltyCount = Field(
-        "response",
-        description="What the exploration bonus counts: response (labelled episodes with the "
-        "same response, to any prompt) or per_question (the same, but for a response some "
-        "label has shown right, labelled episodes with the same prompt and response: a right "
-        "answer to one question is new again on the others; feedback.novelty).",
     )
     rm_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for the RM hub actor.")
     rm_save_dir: str | None = Field(
@@ -465,22 +447,6 @@ class FeedbackConfig(BaseModel):
             raise ValueError(
                 f"query_partner_novelty ({self.query_partner_novelty}) weighs the partners of "
                 f"challenger queries; it needs query_mode=novel, got {self.query_mode!r}"
-            )
-        if self.rm_novelty_count != "response" and self.rm_novelty_bonus == 0:
-            raise ValueError(
-                f"rm_novelty_count={self.rm_novelty_count!r} says what the exploration bonus "
-                "counts; set rm_novelty_bonus > 0 or leave it at 'response'"
-            )
-        if self.query_partners != "bet" and self.query_mode != "novel":
-            raise ValueError(
-                f"query_partners={self.query_partners!r} picks the partners of challenger "
-                f"queries; it needs query_mode=novel, got {self.query_mode!r}"
-            )
-        if self.query_partners != "bet" and self.query_partner_novelty > 0:
-            raise ValueError(
-                f"query_partner_novelty ({self.query_partner_novelty}) weighs the model's bets "
-                f"over all answers; query_partners={self.query_partners!r} picks them another "
-                "way: set one of them"
             )
         if self.rm_winner_weight == 0 and (self.rm_winner_softmax or self.rm_winners != "strict"):
             raise ValueError(

@@ -22,13 +22,6 @@ was new again on each of vqa's 10 prompts, and 18% of the labelled episodes were
 ruling them out one prompt at a time. Nor only episodes shown right: answers that are never
 right then keep the whole bonus, and on vqa the policy chased them (docs/architecture.md).
 
-Counted per response, an answer the labels have shown right for one question is used up for
-every question: on vqa the policy then gave each question one answer (its favourite), and
-the labels confirmed that answer again and again. With `per_question` counting
-(`feedback.rm_novelty_count`) a response some label has shown right is counted per prompt
-and response instead, so it is new again on each question where it has not been judged;
-responses never shown right are still counted per response (the wrong kinds stay used up).
-
 The hub (`feedback.rlhf.RLHFState`) keeps the counts and publishes them with each reward
 model, and sets the scale to 0 once the label budget is spent (exploring for labels that
 cannot come only costs reward); the EnvRunners' `RewardScorer` adds the bonus.
@@ -38,13 +31,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from mmrlhf.feedback.preferences import RLHFLabel, judged_good
 from mmrlhf.feedback.samples import EpisodeSample
-
-# Joins a prompt key and a response key into one bonus key (keys are token ids, no controls).
-_JOIN = "\x1f"
 
 
 def judgement_key(sample: EpisodeSample) -> str:
@@ -55,15 +45,6 @@ def judgement_key(sample: EpisodeSample) -> str:
 def prompt_answer_key(sample: EpisodeSample) -> tuple[str, str]:
     """(prompt, response) token keys: what `JudgedCounts.by_prompt` counts by."""
     return sample.prompt_key, sample.response_key
-
-
-def bonus_key(sample: EpisodeSample, per_prompt: Collection[str] = ()) -> str:
-    """What an episode's bonus is counted by: its response, or, for a response in
-    `per_prompt` (answers some label has shown right, when the bonus is counted per
-    question), its prompt and response (`JudgedCounts.snapshot`)."""
-    if sample.response_key in per_prompt:
-        return f"{sample.prompt_key}{_JOIN}{sample.response_key}"
-    return sample.response_key
 
 
 def novelty_bonus(scale: float, judged: int) -> float:
@@ -100,16 +81,6 @@ class JudgedCounts:
         for episode in judged_good(labels):
             self.shown_right[judgement_key(samples[episode])] += 1
 
-    def confirmed(self) -> frozenset[str]:
-        """Responses some label has shown right."""
-        return frozenset(key for key, n in self.shown_right.items() if n > 0)
-
-    def snapshot(self, per_prompt: Collection[str] = ()) -> dict[str, int]:
-        """The bonus counts to publish, by `bonus_key`: labelled episodes per response, and
-        for the responses in `per_prompt` per prompt and response."""
-        out = dict(self.counts)
-        keep = set(per_prompt)
-        out.update(
-            {f"{p}{_JOIN}{r}": n for (p, r), n in self.by_prompt.items() if r in keep}
-        )
-        return out
+    def snapshot(self) -> dict[str, int]:
+        """A plain copy, to publish."""
+        return dict(self.counts)

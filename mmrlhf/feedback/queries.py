@@ -42,13 +42,7 @@ from typing import get_args
 
 import numpy as np
 
-from mmrlhf.feedback.config import (
-    QueryChallengers,
-    QueryGroup,
-    QueryMode,
-    QueryPartners,
-    QueryRank,
-)
+from mmrlhf.feedback.config import QueryChallengers, QueryGroup, QueryMode, QueryRank
 from mmrlhf.feedback.novelty import judgement_key, prompt_answer_key
 from mmrlhf.feedback.samples import EpisodeSample
 
@@ -58,7 +52,6 @@ QUERY_MODES: tuple[str, ...] = get_args(QueryMode)
 QUERY_GROUPS: tuple[str, ...] = get_args(QueryGroup)
 QUERY_RANKS: tuple[str, ...] = get_args(QueryRank)
 QUERY_CHALLENGERS: tuple[str, ...] = get_args(QueryChallengers)
-QUERY_PARTNERS: tuple[str, ...] = get_args(QueryPartners)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
@@ -222,7 +215,6 @@ def select_queries(
     give_up: int = 0,
     partner_novelty: float = 0.0,
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
-    partners: QueryPartners = "bet",
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -251,7 +243,6 @@ def select_queries(
         partner_novelty: Novel mode: weight of the partners' novelty (see `novel_queries`).
         judged_by_prompt: Novel mode: labelled episodes per (prompt, response) key
             (`novelty.prompt_answer_key`).
-        partners: Novel mode: `bet` or `sampled` partners (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -262,7 +253,7 @@ def select_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude, challengers=challengers,
             shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
-            judged_by_prompt=judged_by_prompt, partners=partners,
+            judged_by_prompt=judged_by_prompt,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -335,7 +326,6 @@ def novel_queries(
     give_up: int = 0,
     partner_novelty: float = 0.0,
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
-    partners: QueryPartners = "bet",
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -385,32 +375,11 @@ def novel_queries(
     few colour-shape pairs many times and the reward model learnt those pairs, not the
     colours and shapes. Labelled, not shown right: an answer that is never right for the
     question (a held-out pair) would otherwise keep the whole novelty.
-
-    With `partners="sampled"` the partners are drawn at random among the scanned episodes
-    the policy gave itself (not the floor's draws; those only when no other response is
-    left). The best bets are the scenes the model is surest of, so most partners the labels
-    showed right confirmed what the model already rated first (on vqa 656 of the 867
-    episodes shown right, one answer per question); a sampled partner is the policy's
-    answer to a random scene, shown right where the policy is right and "both bad" where
-    its favourite is wrong for that image.
-
-    With `partners="per_answer"` each partner's answer is drawn uniformly among the answers
-    the policy itself gave to the prompt (in the scanned episodes, the floor's draws left
-    out) that some label has shown right (`shown_right`), and the partner is the model's
-    best bet among that answer's episodes: spread over the answers like sampled partners,
-    but on the scenes where each answer most likely is right. With none such (before any
-    label shows one right), the model's best bet.
     """
     if k < 2:
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
     if challengers not in QUERY_CHALLENGERS:
         raise ValueError(f"challengers must be one of {QUERY_CHALLENGERS}, got {challengers!r}")
-    if partners not in QUERY_PARTNERS:
-        raise ValueError(f"partners must be one of {QUERY_PARTNERS}, got {partners!r}")
-    if partners != "bet" and partner_novelty > 0:
-        raise ValueError(
-            f"partner_novelty weighs the model's bets; {partners} partners ignore them"
-        )
     groups: dict[str, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
@@ -463,23 +432,12 @@ def novel_queries(
         if partnered is not None:
             judged_here = [partnered[prompt_answer_key(samples[i])] for i in members]
             bets = z + partner_novelty / np.sqrt(1.0 + np.asarray(judged_here, dtype=float))
-        if partners == "sampled":
-            shuffled = [int(j) for j in rng.permutation(len(members))]
-            own = [j for j in shuffled if not samples[members[j]].floor_drawn]
-            order = own + [j for j in shuffled if samples[members[j]].floor_drawn]
-        else:
-            order = [int(j) for j in np.argsort(-bets, kind="stable")]
-            if partners == "per_answer":
-                order = _one_answer_first(
-                    order, [samples[i] for i in members], right, rng,
-                    skip=samples[members[challenger]].response_key,
-                )  # fmt: skip
-        for j in order:
+        for j in np.argsort(-bets, kind="stable"):
             if len(chosen) == k:
                 break
             responses = {samples[members[c]].response_key for c in chosen}
-            if samples[members[j]].response_key not in responses:
-                chosen.append(j)
+            if samples[members[int(j)]].response_key not in responses:
+                chosen.append(int(j))
         if len(chosen) < k:  # the scanned episodes hold too few different responses
             used.add(members[challenger])
             continue
@@ -492,29 +450,6 @@ def novel_queries(
             eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
     return out
-
-
-def _one_answer_first(
-    order: list[int],
-    members: Sequence[EpisodeSample],
-    shown_right: Mapping[str, int],
-    rng: np.random.Generator,
-    skip: str,
-) -> list[int]:
-    """`order` (the model's bets, best first) with the episodes of one answer moved to the
-    front: an answer drawn uniformly among those the policy gave itself (not the floor's
-    draws) that some label has shown right, other than `skip` (the challenger's response).
-    Unchanged when there is none."""
-    answers = sorted({
-        m.response_key for m in members
-        if not m.floor_drawn and m.response_key != skip
-        and shown_right.get(judgement_key(m), 0) > 0
-    })  # fmt: skip
-    if not answers:
-        return order
-    pick = answers[int(rng.integers(len(answers)))]
-    first = [j for j in order if members[j].response_key == pick]
-    return first + [j for j in order if members[j].response_key != pick]
 
 
 def _scan(members: list[int], scan: int, rng: np.random.Generator, keep: list[int]) -> list[int]:

@@ -300,8 +300,8 @@ class PublishedRewardModel:
         pretrain_steps: Contrastive steps the model had (see `RewardModelTrainer.pretrain`).
         novelty_scale: Scale of the exploration bonus EnvRunners add to each reward
             (`feedback.novelty`; 0 = none).
-        judged: Labelled episodes per `novelty.bonus_key`, for that bonus.
-        per_prompt: Responses whose bonus is counted per prompt (`novelty.bonus_key`).
+        judged: Labelled episodes per `novelty.judgement_key` (the response), for
+            that bonus.
     """
 
     version: int
@@ -313,7 +313,6 @@ class PublishedRewardModel:
     pretrain_steps: int = 0
     novelty_scale: float = 0.0
     judged: Mapping[str, int] = field(default_factory=dict)
-    per_prompt: frozenset[str] = frozenset()
 
     def build(self) -> RewardEnsemble:
         """A fresh ensemble with these weights, in eval mode."""

@@ -305,7 +305,6 @@ class RLHFState:
             give_up=self.config.query_give_up,
             partner_novelty=self.config.query_partner_novelty,
             judged_by_prompt=self.judged.by_prompt,
-            partners=self.config.query_partners,
         )
         labels: list[RLHFLabel] = []
         for query in queries:
@@ -416,10 +415,6 @@ class RLHFState:
             if recent:
                 mean = self.trainer.rewards(recent).mean(dim=0)
                 norm = (float(mean.mean()), max(float(mean.std(unbiased=False)), 1e-3))
-        per_prompt = (
-            self.judged.confirmed()
-            if self.config.rm_novelty_count == "per_question" else frozenset()
-        )  # fmt: skip
         self.published = PublishedRewardModel(
             version=self.version + 1,
             spec=self.trainer.ensemble.spec.to_dict(),
@@ -430,8 +425,7 @@ class RLHFState:
             pretrain_steps=self.trainer.pretrain_steps,
             # Exploring for labels is over once none can come.
             novelty_scale=self.config.rm_novelty_bonus if self.budget.remaining != 0 else 0.0,
-            judged=self.judged.snapshot(per_prompt) if self.config.rm_novelty_bonus > 0 else {},
-            per_prompt=per_prompt,
+            judged=self.judged.snapshot() if self.config.rm_novelty_bonus > 0 else {},
         )
         if self.config.rm_save_dir:
             self.save(self.config.rm_save_dir)

@@ -7,8 +7,8 @@ episodes) with a pseudo-count of `prior_count`, so the first episodes after a sw
 already on the right scale, and then follow this runner's own episodes.
 
 While the hub asks for one, an exploration bonus is added after clipping:
-`novelty_scale / sqrt(1 + n)`, n the labelled episodes with this response (or this prompt
-and response; `feedback.novelty`).
+`novelty_scale / sqrt(1 + n)`, n the labelled episodes with this response
+(`feedback.novelty`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-from mmrlhf.feedback.novelty import bonus_key, novelty_bonus
+from mmrlhf.feedback.novelty import judgement_key, novelty_bonus
 from mmrlhf.feedback.reward_model import PublishedRewardModel, RewardEnsemble
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
 
@@ -76,7 +76,6 @@ class RewardScorer:
         self.stats = RunningMeanStd()
         self.novelty_scale = 0.0
         self.judged: dict[str, int] = {}
-        self.per_prompt: frozenset[str] = frozenset()
 
     @property
     def ready(self) -> bool:
@@ -94,7 +93,6 @@ class RewardScorer:
         self.version = published.version
         self.novelty_scale = published.novelty_scale
         self.judged = dict(published.judged)
-        self.per_prompt = frozenset(published.per_prompt)
         self.stats.reset(published.norm_mean, published.norm_std, self.prior_count)
         logger.debug("loaded reward model v%d", published.version)
         return True
@@ -103,8 +101,7 @@ class RewardScorer:
         """The exploration bonus of one episode (0 when the hub asks for none)."""
         if self.novelty_scale <= 0.0:
             return 0.0
-        key = bonus_key(sample, self.per_prompt)
-        return novelty_bonus(self.novelty_scale, self.judged.get(key, 0))
+        return novelty_bonus(self.novelty_scale, self.judged.get(judgement_key(sample), 0))
 
     def score(self, sample: EpisodeSample) -> tuple[float, float, float]:
         """(normalised reward plus exploration bonus, raw ensemble mean, ensemble std) of one
