@@ -63,11 +63,11 @@ def word_similarities(
     """Per word, the members' mean cosine between each image (B, H, W, 3) and the word's
     naming prompt, (B,); each member embeds the images once for all words."""
     prompts = torch.as_tensor(np.stack(list(naming.values())))
+    norm = torch.nn.functional.normalize
     sims = []
     with torch.no_grad():
         for member in ensemble.members:
             image, text = member.embeddings(images, prompts)  # (B, D), (W, D)
-            norm = torch.nn.functional.normalize
             sims.append(norm(image, dim=-1) @ norm(text, dim=-1).T)
     mean = torch.stack(sims).mean(0).numpy()
     return {word: mean[:, j] for j, word in enumerate(naming)}

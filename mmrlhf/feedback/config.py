@@ -462,9 +462,9 @@ class FeedbackConfig(BaseModel):
                     "defaults (nothing to switch to); set rm_winner_softmax=true or "
                     "rm_winners='judged_good', or rm_winner_term_from='start'"
                 )
-            # Only a reward-model source refits; the oracle run of an RLHF config has no budget.
-            needs = self.source == "reward_model"
-            if needs and (self.rm_refit_growth is None or self.label_budget is None):
+            # Only a reward model refits (an RLHF config's oracle run has no budget).
+            no_refit = self.rm_refit_growth is None or self.label_budget is None
+            if self.source == "reward_model" and no_refit:
                 raise ValueError(
                     f"rm_winner_term_from='final_refit' needs refits (rm_refit_growth > 1, got "
                     f"{self.rm_refit_growth}) and a label_budget (got {self.label_budget}): the "
