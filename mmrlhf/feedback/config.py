@@ -206,6 +206,16 @@ class FeedbackConfig(BaseModel):
         description="Episodes the winner term fits: strict (strict winners of pairs and "
         "rankings) or judged_good (also both episodes of a tie marked 'both good', thumbs up).",
     )
+    rm_winner_prior_adjust: float = Field(
+        0.0,
+        ge=0.0,
+        description="Logit adjustment of the softmax winner term (rm_winner_softmax): each "
+        "winner is fitted with tau * log pi(answer | prompt) added to the answer logits, pi "
+        "the answers the winners give to the same prompt (one pseudo-count spread over the "
+        "vocabulary), and the reward reads the logits without it. Labels that confirm one "
+        "answer per question teach that answer as a prior for the question; adjusted, the "
+        "logits carry what the image adds to it. tau here; 0 = off.",
+    )
     rm_winner_term_from: WinnerTermFrom = Field(
         "start",
         description="When rm_winner_softmax and rm_winners shape the winner term: from the "
@@ -453,6 +463,13 @@ class FeedbackConfig(BaseModel):
                 f"rm_winner_softmax ({self.rm_winner_softmax}) and rm_winners "
                 f"({self.rm_winners!r}) shape the winner term, which rm_winner_weight=0 turns "
                 f"off; set rm_winner_weight > 0 or leave them at their defaults"
+            )
+        if self.rm_winner_prior_adjust > 0 and not (
+            self.rm_winner_softmax or self.rm_head == "answer_logits"
+        ):
+            raise ValueError(
+                f"rm_winner_prior_adjust ({self.rm_winner_prior_adjust}) adjusts the softmax "
+                f"winner term; it needs rm_winner_softmax=true or rm_head='answer_logits'"
             )
         if self.rm_winner_term_from == "final_refit":
             if not self.rm_winner_softmax and self.rm_winners == "strict":

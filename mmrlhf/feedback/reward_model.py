@@ -164,17 +164,25 @@ class RewardModel(nn.Module):
         return self.head(torch.cat([features, answer, context * answer], dim=-1)).squeeze(-1)
 
     def answer_log_likelihood(
-        self, features: torch.Tensor, response: torch.Tensor
+        self,
+        features: torch.Tensor,
+        response: torch.Tensor,
+        logit_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean log-softmax probability (B,) of the responses' tokens among every word the
         answer head can give (answer heads only). For `answer_logits` this is the reward; for
         `answer_sigmoid` it reads the same logits as one categorical answer per scene, which
-        is what the winner term's softmax form fits (`TrainerSettings.winner_softmax`)."""
+        is what the winner term's softmax form fits (`TrainerSettings.winner_softmax`).
+        `logit_offset` (B, V) is added to the logits first
+        (`TrainerSettings.winner_prior_adjust`)."""
         if self.head_kind not in ANSWER_HEADS:
             raise ValueError(
                 f"answer_log_likelihood needs an answer head {ANSWER_HEADS}, not {self.head_kind!r}"
             )
-        return _mean_over_tokens(torch.log_softmax(self.answer_head(features), dim=-1), response)
+        logits = self.answer_head(features)
+        if logit_offset is not None:
+            logits = logits + logit_offset
+        return _mean_over_tokens(torch.log_softmax(logits, dim=-1), response)
 
     def log_prob_right(self, reward: torch.Tensor) -> torch.Tensor:
         """log P(the response is right) for rewards of this head: the reward itself for

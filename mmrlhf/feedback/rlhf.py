@@ -119,6 +119,7 @@ def trainer_settings(config: FeedbackConfig) -> TrainerSettings:
         winner_softmax=config.rm_winner_softmax,
         winners=config.rm_winners,
         winner_term_from=config.rm_winner_term_from,
+        winner_prior_adjust=config.rm_winner_prior_adjust,
     )
 
 

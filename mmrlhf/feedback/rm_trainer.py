@@ -53,6 +53,7 @@ from mmrlhf.feedback.preferences import (
 from mmrlhf.feedback.reward_model import RewardEnsemble, RewardModel
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
 from mmrlhf.models.contrastive import content_ids, info_nce
+from mmrlhf.models.text_encoders import PAD_ID
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,14 @@ class TrainerSettings:
             softmax over judged-good episodes lifted a finished label set's held-out ceiling
             from 0.496 to 0.786, but online, collecting under it narrowed the labels
             (docs/architecture.md).
+        winner_prior_adjust: Logit adjustment (Menon et al. 2021) of the softmax winner
+            term: tau in `logits + tau * log pi(answer | prompt)`, pi the share of the
+            winners with the same prompt that gave each word (one pseudo-count spread over
+            the vocabulary). The reward reads the unadjusted logits. A label set that
+            confirms one answer per question fitted plainly teaches that answer as the
+            question's prior, which fails wherever the image says otherwise (held-out
+            colour-shape pairs); adjusted, the prior is given, and the logits learn what the
+            image adds to it. 0 = off.
     """
 
     lr: float = 1e-3
@@ -119,8 +128,11 @@ class TrainerSettings:
     winner_softmax: bool = False
     winners: RMWinners = "strict"
     winner_term_from: WinnerTermFrom = "start"
+    winner_prior_adjust: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.winner_prior_adjust < 0:
+            raise ValueError(f"winner_prior_adjust must be >= 0, got {self.winner_prior_adjust}")
         if self.winners not in get_args(RMWinners):
             raise ValueError(f"winners must be one of {get_args(RMWinners)}, got {self.winners!r}")
         if self.winner_term_from not in get_args(WinnerTermFrom):
@@ -171,6 +183,8 @@ class RewardModelTrainer:
         self._refit_labels = 0  # label-set size at the last refit
         self.passes = 0.0  # expected passes over the label set since it last changed
         self.final_refitted = False  # a refit with no labels left to come has run
+        # (label count, winner kind) -> per-prompt log prior of the winners' words
+        self._prior: tuple[tuple[int, RMWinners], dict[str, torch.Tensor]] | None = None
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
@@ -423,7 +437,13 @@ class RewardModelTrainer:
         if winners:
             rows = [index[w] for w in winners]
             if softmax:
-                won = member.answer_log_likelihood(features[rows], batch.response[rows])
+                offset = None
+                if self.settings.winner_prior_adjust > 0:
+                    prior = self.winner_log_prior(kind)
+                    offset = self.settings.winner_prior_adjust * torch.stack(
+                        [prior[self.samples[w].prompt_key] for w in winners]
+                    )
+                won = member.answer_log_likelihood(features[rows], batch.response[rows], offset)
             else:
                 won = member.log_prob_right(r[rows])
             out = out - self.settings.winner_weight * won.mean()
@@ -436,6 +456,25 @@ class RewardModelTrainer:
         if s.winner_term_from == "final_refit" and not self.final_refitted:
             return False, "strict"
         return s.winner_softmax, s.winners
+
+    def winner_log_prior(self, kind: RMWinners) -> dict[str, torch.Tensor]:
+        """log pi(word | prompt) (V,) per prompt of the winners of all labels (`kind`'s):
+        each winner's response tokens share one count, and one pseudo-count is spread
+        evenly over the vocabulary. Cached until the labels change."""
+        key = (len(self.labels), kind)
+        if self._prior is not None and self._prior[0] == key:
+            return self._prior[1]
+        vocab = self.ensemble.spec.vocab_size
+        counts: dict[str, torch.Tensor] = {}
+        for w in self._winners(self.labels, kind):
+            sample = self.samples[w]
+            ids = torch.as_tensor(sample.response_ids, dtype=torch.long)
+            ids = ids[ids != PAD_ID] if bool((ids != PAD_ID).any()) else ids[:1]
+            row = counts.setdefault(sample.prompt_key, torch.zeros(vocab))
+            row.index_add_(0, ids, torch.full((len(ids),), 1.0 / len(ids)))
+        prior = {q: torch.log((c + 1.0 / vocab) / (c.sum() + 1.0)) for q, c in counts.items()}
+        self._prior = (key, prior)
+        return prior
 
     def _winners(self, labels: Sequence[RLHFLabel], kind: RMWinners | None = None) -> list[str]:
         """The episodes the winner term fits, each once: `kind`'s (default: `winner_form`'s)."""

@@ -228,9 +228,11 @@ def test_the_winner_term_switches_at_the_final_refit(
     calls: list[int] = []
     softmax = RewardModel.answer_log_likelihood
 
-    def spy(self: RewardModel, features: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    def spy(
+        self: RewardModel, features: torch.Tensor, response: torch.Tensor, *args: object
+    ) -> torch.Tensor:
         calls.append(len(features))
-        return softmax(self, features, response)
+        return softmax(self, features, response, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(RewardModel, "answer_log_likelihood", spy)
     samples = {f"{r}": make_sample(f"{r}", seed=r, response=r) for r in (3, 4, 5, 6, 7, 8)}
