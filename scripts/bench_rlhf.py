@@ -129,9 +129,11 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
 
 
 def rlhf_overrides(budget: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Spread `budget` labels evenly over the run, after an initial batch of 2%."""
+    """Spread `budget` labels evenly over the first `--label-iterations` iterations (default:
+    the whole run), after an initial batch of 2%."""
     initial = max(10, budget // 50)
-    per_iter = max(1, math.ceil((budget - initial) / args.iterations))
+    spread = args.label_iterations or args.iterations
+    per_iter = max(1, math.ceil((budget - initial) / spread))
     overrides: dict[str, Any] = {
         "feedback.label_budget": budget,
         "feedback.initial_queries": initial,
@@ -173,6 +175,11 @@ def main() -> None:
         help="label budgets, one RLHF run each (none: the oracle run alone)",
     )
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument(
+        "--label-iterations", type=int, metavar="N",
+        help="spend each budget over the first N iterations (default: all of them); the "
+        "policy then trains on the finished labels' reward model for the rest",
+    )  # fmt: skip
     parser.add_argument("--batch", type=int, default=512, help="episodes per iteration")
     parser.add_argument("--eval-episodes", type=int, default=500)
     parser.add_argument("--rm-pairs", type=int, default=500)
@@ -200,6 +207,9 @@ def main() -> None:
     if args.quick:
         args.budgets, args.iterations, args.eval_episodes, args.rm_pairs = [100, 200], 12, 200, 200
         args.rm_greedy = min(args.rm_greedy, 100)
+    if args.label_iterations is not None and not 1 <= args.label_iterations <= args.iterations:
+        parser.error(f"--label-iterations must be in 1..--iterations ({args.iterations}), "
+                     f"got {args.label_iterations}")  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("ray", "mmrlhf.models.multimodal"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -225,6 +235,7 @@ def main() -> None:
         "benchmark": "rlhf_vqa label efficiency",
         "config": str(CONFIG),
         "iterations": args.iterations,
+        "label_iterations": args.label_iterations or args.iterations,
         "episodes_per_iteration": args.batch,
         "query_mode": args.query_mode or config_query_mode,
         "overrides": args.overrides,
