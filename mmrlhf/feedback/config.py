@@ -464,12 +464,10 @@ class FeedbackConfig(BaseModel):
                 f"({self.rm_winners!r}) shape the winner term, which rm_winner_weight=0 turns "
                 f"off; set rm_winner_weight > 0 or leave them at their defaults"
             )
-        if self.rm_winner_prior_adjust > 0 and not (
-            self.rm_winner_softmax or self.rm_head == "answer_logits"
-        ):
+        if self.rm_winner_prior_adjust > 0 and not self.rm_winner_softmax:
             raise ValueError(
                 f"rm_winner_prior_adjust ({self.rm_winner_prior_adjust}) adjusts the softmax "
-                f"winner term; it needs rm_winner_softmax=true or rm_head='answer_logits'"
+                f"winner term; it needs rm_winner_softmax=true"
             )
         if self.rm_winner_term_from == "final_refit":
             if not self.rm_winner_softmax and self.rm_winners == "strict":

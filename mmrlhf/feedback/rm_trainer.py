@@ -133,6 +133,9 @@ class TrainerSettings:
     def __post_init__(self) -> None:
         if self.winner_prior_adjust < 0:
             raise ValueError(f"winner_prior_adjust must be >= 0, got {self.winner_prior_adjust}")
+        if self.winner_prior_adjust > 0 and not self.winner_softmax:
+            raise ValueError("winner_prior_adjust adjusts the softmax winner term: it needs "
+                             "winner_softmax=True")  # fmt: skip
         if self.winners not in get_args(RMWinners):
             raise ValueError(f"winners must be one of {get_args(RMWinners)}, got {self.winners!r}")
         if self.winner_term_from not in get_args(WinnerTermFrom):

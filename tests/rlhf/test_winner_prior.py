@@ -110,6 +110,8 @@ def test_the_winner_term_adds_the_scaled_log_prior_to_the_logits(
 def test_the_adjustment_is_checked() -> None:
     with pytest.raises(ValueError, match="winner_prior_adjust must be >= 0"):
         TrainerSettings(winner_prior_adjust=-1.0)
+    with pytest.raises(ValueError, match="needs winner_softmax=True"):
+        TrainerSettings(winner_weight=1.0, winner_prior_adjust=1.0)
     with pytest.raises(ValueError, match="needs rm_winner_softmax=true"):
         FeedbackConfig(
             source="reward_model", rm_head="answer_sigmoid", rm_winner_weight=1.0,
