@@ -330,12 +330,18 @@ class PublishedRewardModel:
         return ensemble
 
 
-def _mean_over_tokens(per_word: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
-    """Mean (B,) of per-word scores (B, V) over each response's tokens (B, R), pads skipped."""
-    ids = response.long()
-    mask = ids != PAD_ID
+def token_weights(response: torch.Tensor) -> torch.Tensor:
+    """Each response token's share (B, R) of its response (B, R token ids): 1 / n over the n
+    tokens that are not pads, 0 on pads; an empty response counts as its first (pad) token."""
+    mask = response.long() != PAD_ID
     # An empty response is scored as the pad token, like any other answer; averaging over no
     # tokens would give it 0, the best log-likelihood there is.
     mask[:, 0] |= ~mask.any(-1)
-    weights = mask.to(per_word.dtype)
-    return (per_word.gather(1, ids) * weights).sum(-1) / weights.sum(-1)
+    weights = mask.float()
+    return weights / weights.sum(-1, keepdim=True)
+
+
+def _mean_over_tokens(per_word: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """Mean (B,) of per-word scores (B, V) over each response's tokens (B, R), pads skipped."""
+    weights = token_weights(response).to(per_word.dtype)
+    return (per_word.gather(1, response.long()) * weights).sum(-1)

@@ -50,10 +50,9 @@ from mmrlhf.feedback.preferences import (
     pairwise_outcomes,
     strict_winners,
 )
-from mmrlhf.feedback.reward_model import RewardEnsemble, RewardModel
+from mmrlhf.feedback.reward_model import RewardEnsemble, RewardModel, token_weights
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
 from mmrlhf.models.contrastive import content_ids, info_nce
-from mmrlhf.models.text_encoders import PAD_ID
 
 logger = logging.getLogger(__name__)
 
@@ -469,12 +468,12 @@ class RewardModelTrainer:
             return self._prior[1]
         vocab = self.ensemble.spec.vocab_size
         counts: dict[str, torch.Tensor] = {}
-        for w in self._winners(self.labels, kind):
-            sample = self.samples[w]
-            ids = torch.as_tensor(sample.response_ids, dtype=torch.long)
-            ids = ids[ids != PAD_ID] if bool((ids != PAD_ID).any()) else ids[:1]
-            row = counts.setdefault(sample.prompt_key, torch.zeros(vocab))
-            row.index_add_(0, ids, torch.full((len(ids),), 1.0 / len(ids)))
+        winners = [self.samples[w] for w in self._winners(self.labels, kind)]
+        if winners:
+            responses = torch.from_numpy(np.stack([s.response_ids for s in winners])).long()
+            for sample, ids, share in zip(winners, responses, token_weights(responses),
+                                          strict=True):  # fmt: skip
+                counts.setdefault(sample.prompt_key, torch.zeros(vocab)).index_add_(0, ids, share)
         prior = {q: torch.log((c + 1.0 / vocab) / (c.sum() + 1.0)) for q, c in counts.items()}
         self._prior = (key, prior)
         return prior
