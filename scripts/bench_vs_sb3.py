@@ -15,7 +15,8 @@ SB3 to its stop rule, then RLlib.
 
 - RLlib: `build_ppo_config(cfg).build_algo()` and `algo.train()` in a loop, exactly what
   `mmrlhf train` runs (EnvRunners as the config lays them out, FeedbackCallback).
-- SB3: `PPO` on a `DummyVecEnv` of `num_envs_per_env_runner` `MyMultimodalEnv`s, each wrapped
+- SB3: `PPO` on a `DummyVecEnv` of as many `MyMultimodalEnv`s as RLlib samples from at once
+  (`num_envs_per_env_runner` times the EnvRunners), each wrapped
   by `FeedbackReward` (the project's `EpisodeRecord`, `FeedbackEngine` and `shape_rewards`
   at episode end, as the callback does), with `n_steps = train_batch_size // n_envs`,
   `batch_size = minibatch_size`, `n_epochs`, `lr`, `gamma`, `gae_lambda`, `clip_range`,
@@ -50,7 +51,8 @@ gradient steps on `minibatch_size` env steps each.)
 like SB3: PPO samples, then learns, so on 2 cores a remote EnvRunner only adds the transfer
 of every episode (interleaved on this machine, one torch thread: 226 env steps/s local
 against 191 with one EnvRunner). `--set training.num_env_runners=1` measures the remote
-layout. Each process gets `--threads` torch threads.
+layout. The main process (SB3, and RLlib's driver and Learner) gets `--threads` torch threads,
+each remote EnvRunner `--runner-threads`.
 """
 
 from __future__ import annotations
@@ -392,11 +394,17 @@ def check_sb3_support(cfg: ExperimentConfig) -> None:
         raise SystemExit("SB3 side cannot match this config: " + "; ".join(problems))
 
 
+def total_envs(cfg: ExperimentConfig) -> int:
+    """Envs RLlib samples from at once (every EnvRunner's): SB3's DummyVecEnv gets as many."""
+    t = cfg.training
+    return t.num_envs_per_env_runner * max(1, t.num_env_runners)
+
+
 def make_sb3_env(cfg: ExperimentConfig, seed: int) -> Any:
-    """The training vector env: `num_envs_per_env_runner` wrapped envs in a DummyVecEnv."""
+    """The training vector env: `total_envs(cfg)` wrapped envs in a DummyVecEnv."""
     from stable_baselines3.common.vec_env import DummyVecEnv, VecTransposeImage
 
-    n_envs = cfg.training.num_envs_per_env_runner
+    n_envs = total_envs(cfg)
     # The rater's stream (its seed) is the worker_index of the RLlib EnvRunner that samples:
     # 0 for the driver's own, 1 for a single remote one.
     stream = 1 if cfg.training.num_env_runners > 0 else 0
@@ -476,7 +484,7 @@ def sb3_optimizer(weight_decay: float) -> tuple[type[torch.optim.Optimizer], dic
 def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
     """SB3 PPO keyword arguments matched to the config (plain values, for the report)."""
     t, m = cfg.training, cfg.model
-    n_envs = t.num_envs_per_env_runner
+    n_envs = total_envs(cfg)
     optimizer, optimizer_kwargs = sb3_optimizer(t.weight_decay)
     if t.train_batch_size % n_envs:
         logger.warning(
@@ -895,7 +903,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=None,
-        help="torch threads per process (default: training.torch_threads, else torch's own)",
+        help="torch threads of the main process, which runs SB3 and RLlib's driver and "
+        "Learner (default: training.torch_threads, else torch's own)",
+    )
+    p.add_argument(
+        "--runner-threads",
+        type=int,
+        default=None,
+        help="torch threads of each remote EnvRunner (default: --threads, else 1)",
     )
     p.add_argument(
         "--thresholds",
@@ -915,15 +930,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else (cfg.training.seed or 0)
     cfg = cfg.with_overrides({"training.seed": seed})
     threads = args.threads or cfg.training.torch_threads
+    # Ray's worker processes inherit OMP_NUM_THREADS and size torch's pool by it.
+    os.environ["OMP_NUM_THREADS"] = str(args.runner_threads or threads or 1)
     if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by Ray's worker processes
         torch.set_num_threads(threads)
     else:  # each framework's own default: torch uses every core in the training process
         threads = torch.get_num_threads()
 
     t = cfg.training
     matched = {
-        "n_envs": t.num_envs_per_env_runner,
+        "n_envs": total_envs(cfg),
         "train_batch_size": t.train_batch_size,
         "minibatch_size": t.minibatch_size,
         "num_epochs": t.num_epochs,

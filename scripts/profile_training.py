@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=15, help="profiled iterations")
     parser.add_argument("--warmup", type=int, default=3, help="unprofiled iterations first")
     parser.add_argument("--top", type=int, default=40, help="rows per table")
+    parser.add_argument("--dump", help="also write the raw cProfile stats here (for pstats)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override key=value (repeatable)")  # fmt: skip
     args = parser.parse_args()
@@ -71,6 +72,8 @@ def main() -> None:
         per_iteration = (time.perf_counter() - started) / args.iterations
         print(f"{per_iteration:.3f} s per iteration ({args.phase} profiled)")
         stats = pstats.Stats(profile)
+        if args.dump:
+            stats.dump_stats(args.dump)
         stats.sort_stats("tottime").print_stats(args.top)
         stats.sort_stats("cumulative").print_stats(args.top)
         algo.stop()
