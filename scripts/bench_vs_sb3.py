@@ -428,7 +428,7 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
     from mmrlhf.models.spaces import parse_observation_space
-    from mmrlhf.models.trunk import build_trunk
+    from mmrlhf.models.trunk import build_trunk, maybe_compile
 
     class MultimodalTrunk(BaseFeaturesExtractor):
         """`MultimodalModel`'s trunk: text encoder + image encoder + fusion -> (B, F), then
@@ -441,13 +441,16 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
             super().__init__(observation_space, features_dim=fusion.output_dim)
             self.text_encoder, self.image_encoder, self.fusion = text, image, fusion
             self.norm = torch.nn.LayerNorm(fusion.output_dim)
+            # model.compile_trunk compiles the same part as in MultimodalModel.
+            self._features = maybe_compile(self._run_trunk, model_cfg)
+
+        def _run_trunk(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+            return self.fusion(self.text_encoder(text), self.image_encoder(image))
 
         def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
             # SB3 hands Box observations over as float: text ids back to long; the image
             # stays 0..255 (normalize_images=False), (B, H, W, 3), as the trunk expects.
-            text_out = self.text_encoder(obs["text"].long())
-            image_out = self.image_encoder(obs["image"])
-            return self.norm(self.fusion(text_out, image_out))
+            return self.norm(self._features(obs["text"].long(), obs["image"]))
 
     class TrunkInitPolicy(MultiInputActorCriticPolicy):
         """SB3's ortho_init re-initialises every Linear/Conv2d, the features extractor's too
@@ -513,6 +516,7 @@ def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
             "activation_fn": HEAD_ACTIVATION.__name__,
             "features": "trunk + LayerNorm",
             "share_features_extractor": m.share_encoders,
+            "compile_trunk": m.compile_trunk,
             "normalize_images": False,
             "ortho_init": "heads only",
             "optimizer": f"{optimizer.__name__}"
@@ -532,6 +536,8 @@ class SB3Trainer:
         from stable_baselines3.common.callbacks import BaseCallback
 
         check_sb3_support(cfg)
+        if args.sb3_compile != "config":  # compile SB3's trunk apart from RLlib's
+            cfg = cfg.with_overrides({"model.compile_trunk": args.sb3_compile == "on"})
         self.settings = sb3_settings(cfg)
         trunk_cls, policy_cls = sb3_policy_classes(cfg.model)
         t0 = time.perf_counter()
@@ -911,6 +917,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="torch threads of each remote EnvRunner (default: --threads, else 1)",
+    )
+    p.add_argument(
+        "--sb3-compile",
+        choices=("config", "on", "off"),
+        default="config",
+        help="torch.compile SB3's trunk as the config's model.compile_trunk says (as RLlib's), "
+        "or on / off regardless",
     )
     p.add_argument(
         "--thresholds",

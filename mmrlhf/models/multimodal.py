@@ -33,7 +33,7 @@ from mmrlhf.models.finished_rows import FINISHED
 from mmrlhf.models.fusion import Fusion
 from mmrlhf.models.heads import PolicyValueHeads
 from mmrlhf.models.spaces import ObservationLayout, parse_observation_space
-from mmrlhf.models.trunk import build_trunk
+from mmrlhf.models.trunk import build_trunk, maybe_compile
 
 logger = logging.getLogger(__name__)
 
@@ -182,9 +182,29 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
             text_out = trunk["text_encoder"](text)
             image_out = trunk["image_encoder"](image)
             return trunk["fusion"](text_out, image_out), text_out, image_out
+        return self._trunk(text, image)
+
+    def _run_trunk(
+        self, text: torch.Tensor, image: torch.Tensor
+    ) -> tuple[torch.Tensor, EncoderOutput, EncoderOutput]:
         text_out = self.text_encoder(text)
         image_out = self.image_encoder(image)
         return self.fusion(text_out, image_out), text_out, image_out
+
+    @property
+    def _trunk(self) -> Callable[..., tuple[torch.Tensor, EncoderOutput, EncoderOutput]]:
+        """`_run_trunk`, compiled once per module when `compile_trunk` is set."""
+        trunk = self.__dict__.get("_compiled_trunk")
+        if trunk is None:
+            trunk = maybe_compile(self._run_trunk, self.mm_config)
+            self.__dict__["_compiled_trunk"] = trunk
+        return trunk
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A compiled function does not pickle; the copy compiles its own on first use.
+        state = super().__getstate__()
+        state.pop("_compiled_trunk", None)
+        return state
 
     @override(TorchRLModule)
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
