@@ -21,7 +21,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,39 +53,25 @@ class Variant:
     """One PPO algorithm with its sample/update calls timed per iteration."""
 
     def __init__(self, name: str, cfg: Any) -> None:
+        from mmrlhf.trainers.phase_timer import PhaseTimer
         from mmrlhf.trainers.ppo import build_ppo_config
 
         self.name = name
         self.algo = build_ppo_config(cfg).build_algo()
         self.iteration_s: list[float] = []
         self.phase_s: dict[str, list[float]] = {"sample": [], "update": []}
-        self._now = dict.fromkeys(self.phase_s, 0.0)
-        owners: dict[str, Any] = {"update": self.algo.learner_group}
-        local = getattr(self.algo.env_runner_group, "local_env_runner", None)
-        if local is not None and cfg.training.num_env_runners == 0:
-            owners["sample"] = local
-        for phase, owner in owners.items():
-            setattr(owner, phase, self._timed(phase, getattr(owner, phase)))
-
-    def _timed(self, phase: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*a: Any, **kw: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return method(*a, **kw)
-            finally:
-                self._now[phase] += time.perf_counter() - t0
-
-        return timed
+        self.phases = PhaseTimer(self.algo)
 
     def train(self, record: bool) -> float:
         """One `algo.train()`; its seconds (recorded with its phases when `record`)."""
-        self._now = dict.fromkeys(self.phase_s, 0.0)
+        self.phases.start()
         t0 = time.perf_counter()
         self.algo.train()
         seconds = time.perf_counter() - t0
+        phases = self.phases.stop()
         if record:
             self.iteration_s.append(seconds)
-            for phase, s in self._now.items():
+            for phase, s in phases.items():
                 self.phase_s[phase].append(s)
         return seconds
 

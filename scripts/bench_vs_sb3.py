@@ -626,6 +626,7 @@ class RLlibTrainer:
     def __init__(self, cfg: ExperimentConfig, args: argparse.Namespace) -> None:
         import ray
 
+        from mmrlhf.trainers.phase_timer import PhaseTimer
         from mmrlhf.trainers.ppo import build_ppo_config
 
         # EnvRunner processes inherit OMP_NUM_THREADS (set in main) and size torch's pool by it.
@@ -649,29 +650,8 @@ class RLlibTrainer:
         self.train_calls_s: list[float] = []
         # Per iteration, seconds in the methods of the same name: the driver's EnvRunner's
         # `sample` (num_env_runners 0) and the LearnerGroup's `update`.
-        self.phase_s: dict[str, list[float]] = {"sample": [], "update": []}
-        self._phase_now = dict.fromkeys(self.phase_s, 0.0)
-        self._time_phases()
+        self.phases = PhaseTimer(self.algo)
         self.proto = make_protocol(self.name, self._act, cfg, args)
-
-    def _time_phases(self) -> None:
-        """Wrap `sample` and `update` on their instances to add up their seconds, un-smoothed."""
-        owners = {"update": self.algo.learner_group}
-        local = getattr(self.algo.env_runner_group, "local_env_runner", None)
-        if local is not None and self.algo.config.num_env_runners == 0:
-            owners["sample"] = local
-        for phase, owner in owners.items():
-            setattr(owner, phase, self._timed(phase, getattr(owner, phase)))
-
-    def _timed(self, phase: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*a: Any, **kw: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return method(*a, **kw)
-            finally:
-                self._phase_now[phase] += time.perf_counter() - t0
-
-        return timed
 
     def _act(self, obs: ObsBatch) -> np.ndarray:
         from ray.rllib.core.columns import Columns
@@ -686,12 +666,11 @@ class RLlibTrainer:
         """One `algo.train()` on the clock; True to train on."""
         from mmrlhf.trainers.metrics import summarize
 
-        self._phase_now = dict.fromkeys(self.phase_s, 0.0)
+        self.phases.start()
         t0 = time.perf_counter()
         self.result = self.algo.train()
         self.train_calls_s.append(time.perf_counter() - t0)
-        for phase, seconds in self._phase_now.items():
-            self.phase_s[phase].append(seconds)
+        self.phases.stop()
         self.row = summarize(self.result)
         return self.proto.boundary(int(self.row["env_steps"] or 0))
 
@@ -708,8 +687,8 @@ class RLlibTrainer:
                 "train_call_s": _spread(self.train_calls_s),
                 # The driver's sampling calls (num_env_runners 0) and Learner updates, timed
                 # here per iteration (0 where not wrapped).
-                "sample_call_s": _spread(self.phase_s["sample"]),
-                "update_call_s": _spread(self.phase_s["update"]),
+                "sample_call_s": _spread(self.phases.history["sample"]),
+                "update_call_s": _spread(self.phases.history["update"]),
                 # RLlib's own per-iteration timers, exponentially smoothed (not totals).
                 "timers_smoothed": {
                     k: round(float(v), 4)
