@@ -116,8 +116,9 @@ class ModelConfig(BaseModel):
         policy_floor: Share of a uniform distribution mixed into the policy's (every action
             keeps at least ``policy_floor / num_actions``; greedy actions unchanged; see
             ``heads.PolicyValueHeads``). 0 = off.
-        compile_trunk: Run the trunk (text encoder, image encoder, fusion) through
-            ``torch.compile`` (inductor) in every process that uses the model. Each new batch
+        compile_trunk: Run the trunk (text encoder, image encoder, fusion; with
+            ``share_encoders=False`` the policy's only) through ``torch.compile`` (inductor)
+            in every process that uses the model. Each new batch
             shape and grad mode compiles first (seconds to tens of seconds per process, cached
             on disk by inductor across runs), so it pays off on long runs; README,
             "Performance", has the measured gain.

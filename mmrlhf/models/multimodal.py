@@ -193,7 +193,10 @@ class MultimodalModel(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
 
     @property
     def _trunk(self) -> Callable[..., tuple[torch.Tensor, EncoderOutput, EncoderOutput]]:
-        """`_run_trunk`, compiled once per module when `compile_trunk` is set."""
+        """`_run_trunk`, compiled once per module when `compile_trunk` is set (the policy's
+        trunk; a separate value trunk, `share_encoders=False`, stays eager)."""
+        if not self.mm_config.compile_trunk:
+            return self._run_trunk
         trunk = self.__dict__.get("_compiled_trunk")
         if trunk is None:
             trunk = maybe_compile(self._run_trunk, self.mm_config)
