@@ -20,7 +20,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 class Variant:
-    """One PPO algorithm with its sample/update calls timed per iteration."""
+    """One PPO algorithm whose iterations, and their sample/update calls, are timed."""
 
     def __init__(self, name: str, cfg: Any) -> None:
         from mmrlhf.trainers.phase_timer import PhaseTimer
@@ -58,34 +57,30 @@ class Variant:
 
         self.name = name
         self.algo = build_ppo_config(cfg).build_algo()
-        self.iteration_s: list[float] = []
-        self.phase_s: dict[str, list[float]] = {"sample": [], "update": []}
         self.phases = PhaseTimer(self.algo)
 
-    def train(self, record: bool) -> float:
-        """One `algo.train()`; its seconds (recorded with its phases when `record`)."""
+    def train(self) -> None:
+        """One timed `algo.train()`."""
         self.phases.start()
-        t0 = time.perf_counter()
         self.algo.train()
-        seconds = time.perf_counter() - t0
-        phases = self.phases.stop()
-        if record:
-            self.iteration_s.append(seconds)
-            for phase, s in phases.items():
-                self.phase_s[phase].append(s)
-        return seconds
+        self.phases.stop()
 
-    def summary(self, first_s: float) -> dict[str, Any]:
+    def timed_s(self, warmup: int) -> list[float]:
+        """Seconds of each iteration after the first `warmup`."""
+        return self.phases.periods[warmup:]
+
+    def summary(self, warmup: int) -> dict[str, Any]:
         def med(xs: list[float]) -> float | None:
             return round(statistics.median(xs), 4) if xs and any(xs) else None
 
+        timed = self.timed_s(warmup)
         return {
-            "first_s": round(first_s, 3),
-            "median_s": med(self.iteration_s),
-            "mean_s": round(statistics.mean(self.iteration_s), 4),
-            "sample_median_s": med(self.phase_s["sample"]),
-            "update_median_s": med(self.phase_s["update"]),
-            "iteration_s": [round(s, 4) for s in self.iteration_s],
+            "first_s": round(self.phases.periods[0], 3),
+            "median_s": med(timed),
+            "mean_s": round(statistics.mean(timed), 4),
+            "sample_median_s": med(self.phases.history["sample"][warmup:]),
+            "update_median_s": med(self.phases.history["update"][warmup:]),
+            "iteration_s": [round(s, 4) for s in timed],
         }
 
 
@@ -104,16 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, extra in (("a", args.a), ("b", args.b))
         }
         variants = [Variant(name, cfg) for name, cfg in configs.items()]
-        first = {}
         for v in variants:
-            first[v.name] = v.train(record=False)
-            for _ in range(args.warmup - 1):
-                v.train(record=False)
+            for _ in range(args.warmup):
+                v.train()
         for _ in range(args.iterations):
             for v in variants:
-                v.train(record=True)
-        a, b = variants
-        ratios = [sb / sa for sa, sb in zip(a.iteration_s, b.iteration_s, strict=True)]
+                v.train()
+        a, b = (v.timed_s(args.warmup) for v in variants)
+        ratios = [sb / sa for sa, sb in zip(a, b, strict=True)]
         report = {
             "command": [sys.executable, *sys.argv],
             "config": args.config,
@@ -122,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": args.threads,
             "warmup": args.warmup,
             "iterations": args.iterations,
-            "variants": {v.name: v.summary(first[v.name]) for v in variants},
+            "variants": {v.name: v.summary(args.warmup) for v in variants},
             "ratio_b_over_a_median": round(statistics.median(ratios), 4),
         }
         for v in variants:

@@ -645,11 +645,10 @@ class RLlibTrainer:
             logger.exception("could not read the EnvRunners' torch threads")
         self.row: dict[str, Any] = {}
         self.result: dict[str, Any] = {}
-        # Seconds of each algo.train() call: RLlib's timers are exponential moving averages
-        # (coefficient 0.01, started at the first iteration's value), not means.
-        self.train_calls_s: list[float] = []
-        # Per iteration, seconds in the methods of the same name: the driver's EnvRunner's
-        # `sample` (num_env_runners 0) and the LearnerGroup's `update`.
+        # Seconds of each algo.train() call and, within it, of the driver's EnvRunner's
+        # `sample` (num_env_runners 0) and the LearnerGroup's `update`: RLlib's timers are
+        # exponential moving averages (coefficient 0.01, started at the first iteration's
+        # value), not means.
         self.phases = PhaseTimer(self.algo)
         self.proto = make_protocol(self.name, self._act, cfg, args)
 
@@ -667,9 +666,7 @@ class RLlibTrainer:
         from mmrlhf.trainers.metrics import summarize
 
         self.phases.start()
-        t0 = time.perf_counter()
         self.result = self.algo.train()
-        self.train_calls_s.append(time.perf_counter() - t0)
         self.phases.stop()
         self.row = summarize(self.result)
         return self.proto.boundary(int(self.row["env_steps"] or 0))
@@ -684,7 +681,7 @@ class RLlibTrainer:
                 "build_s": round(self.build_s, 3),
                 "torch_threads": self.threads,
                 "last_train_accuracy": self.row.get("accuracy"),
-                "train_call_s": _spread(self.train_calls_s),
+                "train_call_s": _spread(self.phases.periods),
                 # The driver's sampling calls (num_env_runners 0) and Learner updates, timed
                 # here per iteration (0 where not wrapped).
                 "sample_call_s": _spread(self.phases.history["sample"]),

@@ -17,11 +17,14 @@ PHASES = ("sample", "update")
 
 
 class PhaseTimer:
-    """Seconds in each phase of `algo`, one entry per `start()`/`stop()` period."""
+    """Seconds in each phase of `algo`, and of the whole period, one entry per
+    `start()`/`stop()` period."""
 
     def __init__(self, algo: Any) -> None:
         self.history: dict[str, list[float]] = {phase: [] for phase in PHASES}
+        self.periods: list[float] = []
         self._now = dict.fromkeys(PHASES, 0.0)
+        self._started = time.perf_counter()
         owners: dict[str, Any] = {"update": algo.learner_group}
         local = getattr(algo.env_runner_group, "local_env_runner", None)
         if local is not None and algo.config.num_env_runners == 0:
@@ -42,9 +45,12 @@ class PhaseTimer:
     def start(self) -> None:
         """Begin a period (usually one `algo.train()` call)."""
         self._now = dict.fromkeys(PHASES, 0.0)
+        self._started = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
-        """End the period: record and return its seconds per phase (0 where not wrapped)."""
+        """End the period: record its seconds (`periods`) and per phase (`history`; 0 where
+        not wrapped), and return the latter."""
+        self.periods.append(time.perf_counter() - self._started)
         for phase, seconds in self._now.items():
             self.history[phase].append(seconds)
         return dict(self._now)

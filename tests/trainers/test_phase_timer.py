@@ -45,6 +45,8 @@ def test_periods_add_up_each_phase_and_calls_pass_through() -> None:
     assert first["sample"] == pytest.approx(0.04, abs=0.03)
     assert first["update"] == pytest.approx(0.01, abs=0.03)
     assert second == {"sample": 0.0, "update": 0.0}
+    assert len(timer.periods) == 2
+    assert timer.periods[0] >= first["sample"] + first["update"]
     assert timer.history == {
         "sample": [first["sample"], 0.0],
         "update": [first["update"], 0.0],
