@@ -49,6 +49,11 @@ class TrainingConfig(_Section):
         ge=0,
         description="Decoupled weight decay (AdamW) of the policy's parameters; 0 = Adam.",
     )
+    advantage_norm: Literal["batch", "minibatch"] = Field(
+        "batch",
+        description="Where advantages are standardised: over the train batch (RLlib's "
+        "GAE) or, in addition, over each minibatch's rows before the loss (as SB3 does).",
+    )
     kl_coeff: float = Field(
         0.2,
         ge=0,

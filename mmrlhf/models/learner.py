@@ -32,6 +32,12 @@ Sampled values: with ``learner_config_dict[SAMPLED_VALUES_CONFIG]`` (set by
 ``build_ppo_config`` unless batches lag the Learner) GAE takes the values the EnvRunners
 computed while acting instead of a second forward pass over the batch.
 
+Advantage standardisation: RLlib's GAE connector standardises advantages over the whole
+train batch. With ``learner_config_dict[ADVANTAGE_NORM_CONFIG] == "minibatch"``
+(``training.advantage_norm``) each minibatch's advantages are standardised again over its own
+real rows before the PPO loss, as SB3 and CleanRL do: every update then sees advantages of
+mean 0 and scale 1, however the returns of its rows happen to fall.
+
 Policy lag: with ``learner_config_dict[PROXIMAL_RHO_CONFIG] > 0`` (set by ``build_ppo_config``
 for ``training.overlap_sampling``) the clip is centred on the Learner's own policy and the
 batch's (older) sampling policy is importance-weighted: decoupled PPO, see
@@ -55,6 +61,7 @@ from ray.rllib.connectors.learner.add_one_ts_to_episodes_and_truncate import (
 )
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
+from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
 
@@ -77,6 +84,10 @@ PROXIMAL_RHO_CONFIG = "mmrlhf_proximal_rho_max"
 # learner_config_dict key: batches are sampled with the Learner's current weights, so GAE can
 # reuse the values the EnvRunners computed while acting (see MultimodalModel.compute_values).
 SAMPLED_VALUES_CONFIG = "mmrlhf_reuse_sampled_values"
+# learner_config_dict key: where advantages are standardised, "batch" (RLlib's GAE, the
+# default) or "minibatch" (again over each minibatch's real rows before the loss).
+ADVANTAGE_NORM_CONFIG = "mmrlhf_advantage_norm"
+ADVANTAGE_NORM_CHOICES = ("batch", "minibatch")
 # Metric keys (under result["learners"][module_id]).
 KL_KEY = "feedback/kl"
 KL_COEFF_KEY = "feedback/kl_coeff"
@@ -89,6 +100,19 @@ def categorical_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tens
     logp = F.log_softmax(logits, dim=-1)
     logq = F.log_softmax(ref_logits, dim=-1)
     return (logp.exp() * (logp - logq)).sum(dim=-1)
+
+
+def standardize_advantages(
+    advantages: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Advantages shifted and scaled to mean 0 and standard deviation 1 over the rows in
+    `mask` (all rows if None); rows outside it are left as they are. The scale is floored at
+    1e-4, as RLlib's GAE connector floors it, so equal advantages become zeros."""
+    rows = advantages if mask is None else advantages[mask]
+    if rows.numel() == 0:
+        return advantages
+    scaled = (advantages - rows.mean()) / rows.std(unbiased=False).clamp(min=1e-4)
+    return scaled if mask is None else torch.where(mask, scaled, advantages)
 
 
 def load_reference_module(path: str | Path) -> RLModule:
@@ -173,6 +197,12 @@ class MultimodalPPOLearner(PPOTorchLearner):
             module = wrapped.unwrapped()
             if hasattr(module, "reuse_sampled_values"):
                 module.reuse_sampled_values = reuse
+        self._advantage_norm = str(extra.get(ADVANTAGE_NORM_CONFIG) or "batch")
+        if self._advantage_norm not in ADVANTAGE_NORM_CHOICES:
+            raise ValueError(
+                f"{ADVANTAGE_NORM_CONFIG}={self._advantage_norm!r}: allowed are "
+                f"{', '.join(map(repr, ADVANTAGE_NORM_CHOICES))}"
+            )
         rho_max = float(extra.get(PROXIMAL_RHO_CONFIG, 0.0) or 0.0)
         if rho_max > 0.0 and self._learner_connector is not None:
             self._learner_connector.append(ProximalPolicyCorrection(rho_max=rho_max))
@@ -202,7 +232,17 @@ class MultimodalPPOLearner(PPOTorchLearner):
         batch: dict[str, Any],
         fwd_out: dict[str, TensorType],
     ) -> TensorType:
-        """PPO loss plus ``contrastive_weight * InfoNCE`` when the module asks for it."""
+        """PPO loss (on minibatch-standardised advantages if asked for) plus
+        ``contrastive_weight * InfoNCE`` when the module asks for it."""
+        if getattr(self, "_advantage_norm", "batch") == "minibatch":
+            mask = batch[Columns.LOSS_MASK].bool() if Columns.LOSS_MASK in batch else None
+            # A new dict: the minibatch's tensors may be views of the whole train batch.
+            batch = {
+                **batch,
+                Postprocessing.ADVANTAGES: standardize_advantages(
+                    batch[Postprocessing.ADVANTAGES], mask
+                ),
+            }
         total_loss = super().compute_loss_for_module(
             module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
         )

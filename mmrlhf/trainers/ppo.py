@@ -12,6 +12,7 @@ from mmrlhf.envs import RLLIB_NAME
 from mmrlhf.models import MultimodalPPOLearner, model_spec
 from mmrlhf.models.finished_rows import finished_rows_connector
 from mmrlhf.models.learner import (
+    ADVANTAGE_NORM_CONFIG,
     PROXIMAL_RHO_CONFIG,
     SAMPLED_VALUES_CONFIG,
     WEIGHT_DECAY_CONFIG,
@@ -50,6 +51,7 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
             learner_class=MultimodalPPOLearner,
             learner_config_dict={
                 WEIGHT_DECAY_CONFIG: t.weight_decay,
+                ADVANTAGE_NORM_CONFIG: t.advantage_norm,
                 # Decoupled PPO only where batches lag the Learner (OverlappedPPO).
                 PROXIMAL_RHO_CONFIG: t.overlap_rho_max if overlapped else 0.0,
                 # Otherwise each batch was sampled with the Learner's weights: its values hold.

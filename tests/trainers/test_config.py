@@ -93,16 +93,33 @@ def test_ppo_config_carries_training_and_sampling_settings() -> None:
 
 
 def test_weight_decay_reaches_the_learner_next_to_the_rlhf_kl_settings() -> None:
-    from mmrlhf.models.learner import KL_COEFF_CONFIG, WEIGHT_DECAY_CONFIG
+    from mmrlhf.models.learner import (
+        ADVANTAGE_NORM_CONFIG,
+        KL_COEFF_CONFIG,
+        WEIGHT_DECAY_CONFIG,
+    )
     from mmrlhf.trainers.ppo import build_ppo_config
 
     ppo = build_ppo_config(
-        load_config(None, ["training.weight_decay=0.05", "feedback.kl_coeff=0.1"])
+        load_config(
+            None,
+            [
+                "training.weight_decay=0.05",
+                "feedback.kl_coeff=0.1",
+                "training.advantage_norm=minibatch",
+            ],
+        )
     )
     assert ppo.learner_config_dict[WEIGHT_DECAY_CONFIG] == 0.05
     assert ppo.learner_config_dict[KL_COEFF_CONFIG] == 0.1
+    assert ppo.learner_config_dict[ADVANTAGE_NORM_CONFIG] == "minibatch"
+    assert build_ppo_config(load_config(None, [])).learner_config_dict[
+        ADVANTAGE_NORM_CONFIG
+    ] == "batch"
     with pytest.raises(ConfigError, match="weight_decay"):
         load_config(None, ["training.weight_decay=-1"])
+    with pytest.raises(ConfigError, match="advantage_norm"):
+        load_config(None, ["training.advantage_norm=episode"])
 
 
 # Configs that need files the test machine does not have: the MiniLM extra, a dataset on disk.
