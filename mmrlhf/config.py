@@ -35,6 +35,11 @@ class TrainingConfig(_Section):
     Learner and local sampling (the driver, or a Tune trial); None keeps torch's default (all
     cores: synchronous PPO's EnvRunners sit idle while the Learner trains). EnvRunner actors
     use `num_cpus_per_env_runner` threads, as Ray sets them.
+
+    `train_batch_size` and `minibatch_size` are totals: with `num_learners` > 1 each Learner
+    actor (one CPU each) takes an equal share of both, and the gradients are averaged across
+    them (data parallel), so one update still follows `minibatch_size` env steps whatever
+    the number of Learners.
     """
 
     lr: float = Field(3e-4, gt=0)
@@ -95,6 +100,12 @@ class TrainingConfig(_Section):
                 f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
                 f"({self.train_batch_size})"
             )
+        for name in ("train_batch_size", "minibatch_size"):
+            if getattr(self, name) % max(1, self.num_learners):
+                raise ValueError(
+                    f"{name} ({getattr(self, name)}) must split evenly over num_learners "
+                    f"({self.num_learners}): each Learner takes an equal share"
+                )
         return self
 
 

@@ -70,8 +70,9 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
             kl_coeff=t.kl_coeff,
             kl_target=t.kl_target,
             vf_clip_param=t.vf_clip_param,
-            train_batch_size_per_learner=t.train_batch_size,
-            minibatch_size=t.minibatch_size,
+            # Totals split over the Learners (RLlib's sizes are per Learner).
+            train_batch_size_per_learner=t.train_batch_size // max(1, t.num_learners),
+            minibatch_size=t.minibatch_size // max(1, t.num_learners),
             num_epochs=t.num_epochs,
         )
         .rl_module(rl_module_spec=model_spec(cfg.model))

@@ -92,6 +92,20 @@ def test_ppo_config_carries_training_and_sampling_settings() -> None:
     assert with_feedback.env_runner_cls is CompleteEpisodesEnvRunner
 
 
+def test_batch_sizes_are_totals_split_over_the_learners() -> None:
+    from mmrlhf.trainers.ppo import build_ppo_config
+
+    sizes = ["training.train_batch_size=512", "training.minibatch_size=128"]
+    one = build_ppo_config(load_config(None, sizes))
+    assert (one.train_batch_size_per_learner, one.minibatch_size) == (512, 128)
+    two = build_ppo_config(load_config(None, [*sizes, "training.num_learners=2"]))
+    assert (two.train_batch_size_per_learner, two.minibatch_size) == (256, 64)
+    assert two.total_train_batch_size == 512
+    with pytest.raises(ConfigError, match="minibatch_size .* num_learners"):
+        sizes = ["training.train_batch_size=600", "training.minibatch_size=100"]
+        load_config(None, [*sizes, "training.num_learners=3"])
+
+
 def test_weight_decay_reaches_the_learner_next_to_the_rlhf_kl_settings() -> None:
     from mmrlhf.models.learner import (
         ADVANTAGE_NORM_CONFIG,
