@@ -43,7 +43,8 @@ evaluation period.
 
 Known differences that are not protocol choices: RLlib clips the value loss at
 `vf_clip_param` (10); SB3 does not. SB3 standardises advantages per minibatch, RLlib per
-train batch. (`configs/bench_vs_sb3.yaml` turns RLlib's adaptive KL penalty off, and the
+train batch (`--set training.advantage_norm=minibatch` makes RLlib do both).
+(`configs/bench_vs_sb3.yaml` turns RLlib's adaptive KL penalty off, and the
 project's Learner drops PPO's artificial bootstrap rows, so both run the same number of
 gradient steps on `minibatch_size` env steps each.)
 
