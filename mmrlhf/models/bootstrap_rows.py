@@ -36,6 +36,8 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.postprocessing.episodes import add_one_ts_to_episodes_and_truncate
 
+from mmrlhf.models.advantages import standardize_advantages
+
 
 def keep_rows(data: Any, keep: torch.Tensor, rows: int) -> Any:
     """`data` with only the `keep` rows of every tensor/array whose first dim is `rows`."""
@@ -80,9 +82,7 @@ class DropBootstrapRows(ConnectorV2):
             del filtered[Columns.LOSS_MASK]
             adv = filtered.get(Postprocessing.ADVANTAGES)
             if isinstance(adv, torch.Tensor) and adv.numel() > 1:
-                filtered[Postprocessing.ADVANTAGES] = (adv - adv.mean()) / adv.std(
-                    unbiased=False
-                ).clamp(min=1e-4)
+                filtered[Postprocessing.ADVANTAGES] = standardize_advantages(adv)
             batch[module_id] = filtered
         return batch
 

@@ -65,6 +65,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
 
+from mmrlhf.models.advantages import standardize_advantages
 from mmrlhf.models.bootstrap_rows import AddBootstrapTimesteps, DropBootstrapRows
 from mmrlhf.models.contrastive import content_ids, info_nce
 from mmrlhf.models.gradients import all_finite, clip_gradients
@@ -100,19 +101,6 @@ def categorical_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tens
     logp = F.log_softmax(logits, dim=-1)
     logq = F.log_softmax(ref_logits, dim=-1)
     return (logp.exp() * (logp - logq)).sum(dim=-1)
-
-
-def standardize_advantages(
-    advantages: torch.Tensor, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Advantages shifted and scaled to mean 0 and standard deviation 1 over the rows in
-    `mask` (all rows if None); rows outside it are left as they are. The scale is floored at
-    1e-4, as RLlib's GAE connector floors it, so equal advantages become zeros."""
-    rows = advantages if mask is None else advantages[mask]
-    if rows.numel() == 0:
-        return advantages
-    scaled = (advantages - rows.mean()) / rows.std(unbiased=False).clamp(min=1e-4)
-    return scaled if mask is None else torch.where(mask, scaled, advantages)
 
 
 def load_reference_module(path: str | Path) -> RLModule:

@@ -12,7 +12,8 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.models import ModelConfig, MultimodalPPOLearner, model_spec
-from mmrlhf.models.learner import ADVANTAGE_NORM_CONFIG, standardize_advantages
+from mmrlhf.models.advantages import standardize_advantages
+from mmrlhf.models.learner import ADVANTAGE_NORM_CONFIG
 
 
 def test_standardize_over_all_rows() -> None:
