@@ -93,6 +93,12 @@ class TrainingConfig(_Section):
         "clip against the sampling policy, as plain PPO does.",
     )
 
+    @property
+    def learner_shares(self) -> int:
+        """How many equal shares the batch sizes split into: one per Learner actor, or one
+        for the driver's Learner (`num_learners=0`)."""
+        return max(1, self.num_learners)
+
     @model_validator(mode="after")
     def _minibatch_fits(self) -> TrainingConfig:
         if self.minibatch_size > self.train_batch_size:
@@ -101,7 +107,7 @@ class TrainingConfig(_Section):
                 f"({self.train_batch_size})"
             )
         for name in ("train_batch_size", "minibatch_size"):
-            if getattr(self, name) % max(1, self.num_learners):
+            if getattr(self, name) % self.learner_shares:
                 raise ValueError(
                     f"{name} ({getattr(self, name)}) must split evenly over num_learners "
                     f"({self.num_learners}): each Learner takes an equal share"

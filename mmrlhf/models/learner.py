@@ -116,6 +116,9 @@ class MultimodalPPOLearner(PPOTorchLearner):
     """``PPOTorchLearner`` plus the InfoNCE auxiliary loss of ``MultimodalModel`` and an
     optional KL penalty toward a frozen reference policy."""
 
+    # Set by `build` from `learner_config_dict`.
+    _advantage_norm: str = "batch"
+
     @override(PPOTorchLearner)
     def configure_optimizers_for_module(self, module_id: ModuleID, config: Any = None) -> None:
         """RLlib's Adam, or AdamW when ``training.weight_decay`` > 0 (same lr schedule).
@@ -222,7 +225,7 @@ class MultimodalPPOLearner(PPOTorchLearner):
     ) -> TensorType:
         """PPO loss (on minibatch-standardised advantages if asked for) plus
         ``contrastive_weight * InfoNCE`` when the module asks for it."""
-        if getattr(self, "_advantage_norm", "batch") == "minibatch":
+        if self._advantage_norm == "minibatch":
             mask = batch[Columns.LOSS_MASK].bool() if Columns.LOSS_MASK in batch else None
             # A new dict: the minibatch's tensors may be views of the whole train batch.
             batch = {

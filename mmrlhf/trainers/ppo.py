@@ -71,8 +71,8 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
             kl_target=t.kl_target,
             vf_clip_param=t.vf_clip_param,
             # Totals split over the Learners (RLlib's sizes are per Learner).
-            train_batch_size_per_learner=t.train_batch_size // max(1, t.num_learners),
-            minibatch_size=t.minibatch_size // max(1, t.num_learners),
+            train_batch_size_per_learner=t.train_batch_size // t.learner_shares,
+            minibatch_size=t.minibatch_size // t.learner_shares,
             num_epochs=t.num_epochs,
         )
         .rl_module(rl_module_spec=model_spec(cfg.model))
