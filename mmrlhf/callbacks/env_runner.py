@@ -22,6 +22,12 @@ runner). In that mode RLlib 2.60's `SingleAgentEnvRunner` has two problems:
    (whose rows `models/finished_rows.py` already leaves uncomputed). While every episode so
    far has been one step long, this runner asks RLlib's loop for one episode per env at a
    time instead; each such call starts with one vector reset and ends after one step pass.
+   That pass is this runner's own (`_one_step_pass`), not RLlib's loop, which after the
+   step also runs the env-to-module connectors on the finished episodes' last observations
+   and creates a new episode (with its `on_episode_created` callbacks) for every env: work
+   the next pass's reset throws away. If an episode outlives its first step, the pass keeps
+   the finished ones, drops the rest (as RLlib drops the unfinished episodes at the end of
+   every complete-episodes `sample()` call) and the runner goes back to RLlib's loop.
 """
 
 from __future__ import annotations
@@ -30,9 +36,17 @@ import logging
 import math
 from typing import Any
 
+from ray.rllib.core.columns import Columns
+from ray.rllib.env.env_runner import ENV_STEP_FAILURE
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    MODULE_TO_ENV_CONNECTOR,
+    RLMODULE_INFERENCE_TIMER,
+    WEIGHTS_SEQ_NO,
+)
+from ray.rllib.utils.spaces.space_utils import unbatch
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +57,7 @@ class CompleteEpisodesEnvRunner(SingleAgentEnvRunner):
 
     _episodes_seen: int = 0
     _steps_seen: int = 0
+    _longer_seen: bool = False  # an episode outlived its first step in a one-step pass
 
     @override(SingleAgentEnvRunner)
     def sample(
@@ -96,18 +111,83 @@ class CompleteEpisodesEnvRunner(SingleAgentEnvRunner):
     ) -> list[SingleAgentEpisode]:
         """RLlib's loop; complete one-step episodes are sampled one pass per call (item 3 of
         the module docstring)."""
-        one_step = self._episodes_seen > 0 and self._steps_seen == self._episodes_seen
-        if num_episodes is None or not one_step or num_episodes <= self.num_envs:
+        one_step = (
+            self._episodes_seen > 0
+            and self._steps_seen == self._episodes_seen
+            and not self._longer_seen
+        )
+        if num_episodes is None or not one_step or num_episodes < self.num_envs:
             return super()._sample(
                 num_timesteps=num_timesteps, num_episodes=num_episodes, explore=explore,
                 random_actions=random_actions, force_reset=force_reset,
             )  # fmt: skip
         episodes: list[SingleAgentEpisode] = []
         while len(episodes) < num_episodes:
-            episodes += super()._sample(
-                num_episodes=self.num_envs, explore=explore, random_actions=random_actions
-            )
+            if self._longer_seen:
+                return episodes + super()._sample(
+                    num_episodes=num_episodes - len(episodes), explore=explore,
+                    random_actions=random_actions,
+                )  # fmt: skip
+            episodes += self._one_step_pass(explore=explore, random_actions=random_actions)
         return episodes
+
+    def _one_step_pass(
+        self, *, explore: bool, random_actions: bool = False
+    ) -> list[SingleAgentEpisode]:
+        """Reset every env, act once, step once: the episodes that ended (all of them on a
+        one-step task), with RLlib's callbacks, timers and metrics (item 3 of the module
+        docstring)."""
+        self._reset_envs_and_episodes(explore)  # new episodes, reset, connectors, callbacks
+        self._needs_initial_reset = True  # as RLlib's loop leaves it after counted episodes
+        episodes = self._ongoing_episodes
+        to_module = self._cached_to_module
+        self._cached_to_module = None
+        if random_actions:
+            to_env = {Columns.ACTIONS: self.env.action_space.sample()}
+        else:
+            with self.metrics.log_time(RLMODULE_INFERENCE_TIMER):
+                if explore:
+                    runners = self.config.num_env_runners or 1
+                    t = self.num_env_steps_sampled_lifetime // runners * runners
+                    to_env = self.module.forward_exploration(to_module, t=t)
+                else:
+                    to_env = self.module.forward_inference(to_module)
+            to_env = self._module_to_env(
+                rl_module=self.module, batch=to_env, episodes=episodes, explore=explore,
+                shared_data=self._shared_data, metrics=self.metrics,
+                metrics_prefix_key=(MODULE_TO_ENV_CONNECTOR,),
+            )  # fmt: skip
+        actions = to_env.pop(Columns.ACTIONS)
+        results = self._try_env_step(to_env.pop(Columns.ACTIONS_FOR_ENV, actions))
+        if results == ENV_STEP_FAILURE:
+            return []  # RLlib's loop resets and goes on; the caller's next pass resets
+        observations, rewards, terminateds, truncateds, infos = results
+        observations, actions = unbatch(observations), unbatch(actions)
+        done: list[SingleAgentEpisode] = []
+        for i, episode in enumerate(episodes):
+            extra_model_outputs = {k: v[i] for k, v in to_env.items()}
+            extra_model_outputs[WEIGHTS_SEQ_NO] = self._weights_seq_no
+            episode.add_env_step(
+                observation=observations[i], action=actions[i], reward=rewards[i],
+                infos=infos[i], terminated=terminateds[i], truncated=truncateds[i],
+                extra_model_outputs=extra_model_outputs,
+            )  # fmt: skip
+            self._make_on_episode_callback("on_episode_step", i, episodes)
+            if not episode.is_done:
+                self._longer_seen = True
+                continue
+            self._make_on_episode_callback("on_episode_end", i, episodes)
+            done.append(episode.to_numpy() if self.episodes_to_numpy else episode)
+        if self._longer_seen:
+            logger.info(
+                "an episode outlived its first step: %d unfinished episodes of this pass "
+                "dropped, sampling goes on with RLlib's loop", len(episodes) - len(done),
+            )  # fmt: skip
+        self._done_episodes_for_metrics.extend(done)
+        stepped = len(episodes)  # RLlib counts the dropped episodes' steps as sampled too
+        self._log_env_steps(metric=self._metrics_num_env_steps_sampled, num_steps=stepped)
+        self._increase_sampled_metrics(stepped, len(done))
+        return done
 
     @override(SingleAgentEnvRunner)
     def _try_env_reset(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
+import gymnasium as gym
+import numpy as np
 import pytest
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
@@ -117,3 +119,105 @@ def test_one_step_episodes_need_no_reset_only_env_steps(ray_session: None) -> No
     images = {hashlib.blake2b(ep.get_observations(0)["image"].tobytes()).digest()
               for ep in episodes}  # fmt: skip
     assert len(images) >= 60  # fresh scenes, not one reset replayed per pass
+
+
+class RLlibLoopPasses(CompleteEpisodesEnvRunner):
+    """The runner as it was before `_one_step_pass`: RLlib's loop, one episode per env."""
+
+    def _one_step_pass(self, *, explore: bool, random_actions: bool = False) -> list:
+        return SingleAgentEnvRunner._sample(
+            self, num_episodes=self.num_envs, explore=explore, random_actions=random_actions
+        )
+
+
+def count_calls(obj: object, name: str) -> list[int]:
+    """Wrap `obj.name` so that every call appends to the returned list."""
+    calls: list[int] = []
+    wrapped = getattr(obj, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return wrapped(*args, **kwargs)
+
+    setattr(obj, name, counted)
+    return calls
+
+
+def test_one_step_pass_runs_connectors_once_and_keeps_rllibs_episode_contents(
+    ray_session: None,
+) -> None:
+    base = config().env_runners(num_envs_per_env_runner=4, rollout_fragment_length=8)
+    cfg = apply_feedback(base, FeedbackConfig(enabled=True))
+    runners = {"lean": CompleteEpisodesEnvRunner(config=cfg), "rllib": RLlibLoopPasses(config=cfg)}
+    contents = {}
+    for name, runner in runners.items():
+        runner.sample()  # learns that episodes are one step long (RLlib's loop)
+        connector_calls = count_calls(runner, "_env_to_module")
+        created = count_calls(runner, "_new_episode")
+        runner.get_metrics()
+        episodes = runner.sample()  # the policy acts (explore): extra model outputs stored
+        assert len(episodes) == 8 * 4 and all(ep.is_done and len(ep) == 1 for ep in episodes)
+        metrics = runner.get_metrics()
+        assert metrics["num_env_steps_sampled"] == 32 and metrics["num_episodes"] == 32
+        contents[name] = {
+            "extra": sorted(episodes[0].extra_model_outputs),
+            "obs": sorted(episodes[0].get_observations(-1)),
+            "per_pass": (len(connector_calls) / 8, len(created) / 8),
+        }
+    assert contents["lean"]["extra"] == contents["rllib"]["extra"]
+    assert contents["lean"]["obs"] == contents["rllib"]["obs"]
+    # Per pass of 4 envs: one connector run and 4 new episodes, against RLlib's loop's two
+    # runs (the second on observations no module call will read) and 8 episodes.
+    assert contents["lean"]["per_pass"] == (1, 4)
+    assert contents["rllib"]["per_pass"] == (2, 8)
+
+
+class StretchingEpisodes(gym.Env):
+    """One-step episodes for each env's first `one_step_resets` resets, three-step ones after."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+    one_step_resets = 4
+
+    def __init__(self, config: object = None) -> None:
+        self.resets = 0
+        self.t = 0
+        self.length = 1
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple:
+        super().reset(seed=seed)
+        self.resets += 1
+        self.t = 0
+        self.length = 1 if self.resets <= self.one_step_resets else 3
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action: int) -> tuple:
+        self.t += 1
+        return np.full(2, self.t / 3, np.float32), 1.0, self.t >= self.length, False, {}
+
+
+def test_an_episode_longer_than_one_step_sends_sampling_back_to_rllibs_loop(
+    ray_session: None,
+) -> None:
+    cfg = (
+        PPOConfig()
+        .environment(StretchingEpisodes)
+        .env_runners(
+            env_runner_cls=CompleteEpisodesEnvRunner,
+            batch_mode="complete_episodes",
+            num_envs_per_env_runner=2,
+            rollout_fragment_length=4,
+        )
+    )
+    runner = CompleteEpisodesEnvRunner(config=cfg)
+    first = runner.sample(random_actions=True)  # resets 1-4: one-step episodes
+    assert [len(ep) for ep in first] == [1] * 8 and not runner._longer_seen
+    second = runner.sample(random_actions=True)  # reset 5 starts three-step episodes
+    assert runner._longer_seen
+    # Only complete episodes: the one-step pass's two unfinished ones were dropped, and
+    # RLlib's loop sampled the rest of the share.
+    assert all(ep.is_done and len(ep) == 3 for ep in second)
+    assert sum(len(ep) for ep in second) >= 8
+    third = runner.sample(random_actions=True)
+    assert all(ep.is_done and len(ep) == 3 for ep in third)
+
