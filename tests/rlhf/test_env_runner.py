@@ -221,3 +221,30 @@ def test_an_episode_longer_than_one_step_sends_sampling_back_to_rllibs_loop(
     third = runner.sample(random_actions=True)
     assert all(ep.is_done and len(ep) == 3 for ep in third)
 
+
+def test_metrics_log_only_the_episodes_their_windows_keep(ray_session: None) -> None:
+    base = config().env_runners(num_envs_per_env_runner=4, rollout_fragment_length=16)
+    noisy = FeedbackConfig(enabled=True, rater="noisy", sigma=0.5)  # returns mostly differ
+    cfg = apply_feedback(base, noisy).reporting(metrics_num_episodes_for_smoothing=10)
+    runner = CompleteEpisodesEnvRunner(config=cfg)
+    runner.sample()
+    runner.get_metrics()
+    runner.sample()  # 64 episodes
+    episodes = list(runner._done_episodes_for_metrics)
+    assert len(episodes) == 64 and len({ep.get_return() for ep in episodes}) > 20
+    window = 10 // cfg.num_env_runners  # RLlib's window per EnvRunner
+    last = [ep.get_return() for ep in episodes[-window:]]
+    trimmed = runner.get_metrics()
+    assert runner._done_episodes_for_metrics == []
+    # RLlib's own get_metrics, every episode logged, on a runner that has sampled nothing
+    plain = CompleteEpisodesEnvRunner(config=cfg)
+    plain._done_episodes_for_metrics = episodes
+    full = SingleAgentEnvRunner.get_metrics(plain)
+    assert float(trimmed["episode_return_mean"]) == pytest.approx(np.mean(last))
+    for key in ("episode_return_mean", "episode_return_min", "episode_return_max",
+                "episode_len_mean", "episode_len_min", "episode_len_max"):  # fmt: skip
+        assert float(trimmed[key]) == float(full[key]), key
+    for key in ("agent_episode_return_mean", "module_episode_return_mean"):
+        assert trimmed[key].keys() == full[key].keys()
+        for name in full[key]:
+            assert float(trimmed[key][name]) == float(full[key][name]), (key, name)
