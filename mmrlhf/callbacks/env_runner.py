@@ -1,7 +1,7 @@
 """`CompleteEpisodesEnvRunner`: RLlib's single-agent EnvRunner, fixed for complete episodes.
 
 Feedback needs `batch_mode="complete_episodes"` (`apply_feedback` sets it and installs this
-runner). In that mode RLlib 2.60's `SingleAgentEnvRunner` has two problems:
+runner). In that mode RLlib 2.60's `SingleAgentEnvRunner` has four problems:
 
 1. Re-seeding. It resets its envs with `seed=config.seed` whenever `_needs_initial_reset`
    is set, and `sample(num_episodes=...)` sets it again after every call, so with a fixed
