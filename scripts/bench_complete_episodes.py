@@ -5,12 +5,14 @@
 
 Builds three `CompleteEpisodesEnvRunner`s of the config in this process (sampling in the
 driver, oracle feedback, one torch thread): `rllib_loop` runs RLlib's own sampling loop for
-the whole call (every other pass of that loop only steps envs that reset on one-step tasks);
+the whole call (every other pass of that loop only steps envs that reset on one-step tasks)
+and RLlib's `get_metrics`, which logs every episode (the others log only those the metric
+windows keep);
 `one_step_rllib_passes` asks RLlib's loop for one episode per env at a time (the runner
 before `_one_step_pass`: each pass still runs the connectors on the finished episodes and
 creates episodes the next reset discards); `one_step_pass` is the runner as shipped. Each
-round times one `sample()` call of each, in rotating order, and counts the module's
-`forward_exploration` calls. Paired ratios are against `one_step_pass`.
+round times one `sample()` call of each, then its `get_metrics()`, in rotating order, and
+counts the module's `forward_exploration` calls. Paired ratios are against `one_step_pass`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ def main() -> None:
         def _sample(self, **kwargs: Any) -> Any:
             return SingleAgentEnvRunner._sample(self, **kwargs)
 
+        def get_metrics(self) -> Any:
+            return SingleAgentEnvRunner.get_metrics(self)
+
     class RLlibPasses(CompleteEpisodesEnvRunner):
         def _one_step_pass(self, *, explore: bool, random_actions: bool = False) -> Any:
             return SingleAgentEnvRunner._sample(
@@ -65,6 +70,7 @@ def main() -> None:
     calls = dict.fromkeys(built, 0)
     for name, runner in built.items():
         runner.sample()  # warm-up; learns the episode length
+        runner.get_metrics()
         forward = runner.module.forward_exploration
 
         def counted(*a: Any, _forward: Any = forward, _name: str = name, **k: Any) -> Any:
@@ -73,6 +79,7 @@ def main() -> None:
 
         runner.module.forward_exploration = counted
     seconds: dict[str, list[float]] = {name: [] for name in built}
+    metrics_seconds: dict[str, list[float]] = {name: [] for name in built}
     steps = dict.fromkeys(built, 0)
     names = list(built)
     for i in range(args.rounds):
@@ -82,6 +89,9 @@ def main() -> None:
             episodes = built[name].sample()
             seconds[name].append(time.perf_counter() - start)
             steps[name] += sum(len(e) for e in episodes)
+            start = time.perf_counter()
+            built[name].get_metrics()
+            metrics_seconds[name].append(time.perf_counter() - start)
     for runner in built.values():
         runner.stop()
     shipped = seconds["one_step_pass"]
@@ -95,6 +105,7 @@ def main() -> None:
         "runners": {
             name: {
                 "median_s_per_call": statistics.median(seconds[name]),
+                "median_s_per_get_metrics": statistics.median(metrics_seconds[name]),
                 "env_steps_per_call": steps[name] / args.rounds,
                 "forward_calls_per_call": calls[name] / args.rounds,
             }
