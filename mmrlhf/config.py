@@ -79,6 +79,13 @@ class TrainingConfig(_Section):
     torch_threads: int | None = Field(None, ge=1)
     seed: int | None = 0
     restart_failed_env_runners: bool = True
+    gc_freeze: bool = Field(
+        True,
+        description="gc.freeze() in the driver once the algorithm is built and in each "
+        "EnvRunner once its env is: Python's collector then no longer walks the libraries "
+        "and models on every full pass, which RLlib's per-episode objects trigger often "
+        "(mmrlhf.trainers.gc_freeze).",
+    )
     overlap_sampling: bool = Field(
         False,
         description="Remote EnvRunners sample the next batch while the Learner trains "

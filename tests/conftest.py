@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,14 @@ def ray_session() -> Iterator[None]:
     yield
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def collect_frozen_objects() -> Iterator[None]:
+    """Tests build algorithms in this process, and each build `gc.freeze()`s what is alive
+    (`training.gc_freeze`); unfreezing after each test lets the collector free them."""
+    yield
+    gc.unfreeze()
 
 
 # A tiny, fast experiment for trainer and RLHF tests.

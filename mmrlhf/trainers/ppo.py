@@ -17,6 +17,7 @@ from mmrlhf.models.learner import (
     SAMPLED_VALUES_CONFIG,
     WEIGHT_DECAY_CONFIG,
 )
+from mmrlhf.trainers.gc_freeze import freeze_setup_objects
 from mmrlhf.trainers.overlapped_ppo import OverlappedPPO
 
 
@@ -30,8 +31,8 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
 
     Sets the env (by its registry name), the `MultimodalModel` spec, PPO hyperparameters, the
     EnvRunner layout (with `overlap_sampling`, the algorithm is `OverlappedPPO`), fault
-    tolerance, the seed, and the feedback callback (which also switches to complete-episode
-    batches when feedback is on).
+    tolerance, the seed, `gc_freeze`'s callbacks, and the feedback callback (which also
+    switches to complete-episode batches when feedback is on).
     """
     t = cfg.training
     overlapped = t.overlap_sampling and t.num_env_runners > 0
@@ -82,4 +83,8 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
         )
         .debugging(seed=t.seed)
     )
+    if t.gc_freeze:
+        config = config.callbacks(
+            on_algorithm_init=freeze_setup_objects, on_environment_created=freeze_setup_objects
+        )
     return apply_feedback(config, cfg.feedback)
