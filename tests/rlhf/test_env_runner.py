@@ -12,7 +12,9 @@ import hashlib
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 import mmrlhf.envs  # noqa: F401  (registers "MyMultimodalEnv" with RLlib)
@@ -248,3 +250,22 @@ def test_metrics_log_only_the_episodes_their_windows_keep(ray_session: None) -> 
         assert trimmed[key].keys() == full[key].keys()
         for name in full[key]:
             assert float(trimmed[key][name]) == float(full[key][name]), (key, name)
+
+
+def test_one_step_pass_samples_what_rllibs_loop_samples(ray_session: None) -> None:
+    base = config().env_runners(num_envs_per_env_runner=4, rollout_fragment_length=8)
+    cfg = apply_feedback(base, FeedbackConfig(enabled=True))
+    sampled = {}
+    for name, cls in (("lean", CompleteEpisodesEnvRunner), ("rllib", RLlibLoopPasses)):
+        runner = cls(config=cfg)  # seeded: the same weights and envs
+        torch.manual_seed(0)  # the same action draws
+        runner.sample()  # RLlib's loop for the first call, then one-step passes
+        episodes = runner.sample()
+        sampled[name] = [
+            (ep.get_actions(0), ep.get_rewards(0),
+             float(ep.get_extra_model_outputs(Columns.ACTION_LOGP, 0)),
+             hashlib.blake2b(ep.get_observations(0)["image"].tobytes()).hexdigest())
+            for ep in episodes
+        ]  # fmt: skip
+    assert len(sampled["lean"]) == 32
+    assert sampled["lean"] == sampled["rllib"]
