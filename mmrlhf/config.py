@@ -81,10 +81,11 @@ class TrainingConfig(_Section):
     restart_failed_env_runners: bool = True
     gc_freeze: bool = Field(
         True,
-        description="gc.freeze() in the driver once the algorithm is built and in each "
-        "EnvRunner once its env is: Python's collector then no longer walks the libraries "
-        "and models on every full pass, which RLlib's per-episode objects trigger often "
-        "(mmrlhf.trainers.gc_freeze).",
+        description="gc.freeze() in the driver once the algorithm is built and after its "
+        "first two iterations, in each EnvRunner once its env is built and after its first "
+        "two samples: Python's collector then no longer walks the libraries, models and "
+        "compiled graphs on every full pass, which RLlib's per-episode objects trigger "
+        "often (mmrlhf.trainers.gc_freeze).",
     )
     overlap_sampling: bool = Field(
         False,

@@ -17,7 +17,7 @@ from mmrlhf.models.learner import (
     SAMPLED_VALUES_CONFIG,
     WEIGHT_DECAY_CONFIG,
 )
-from mmrlhf.trainers.gc_freeze import freeze_setup_objects
+from mmrlhf.trainers.gc_freeze import freeze_after_first_iterations, freeze_setup_objects
 from mmrlhf.trainers.overlapped_ppo import OverlappedPPO
 
 
@@ -85,6 +85,9 @@ def build_ppo_config(cfg: ExperimentConfig) -> PPOConfig:
     )
     if t.gc_freeze:
         config = config.callbacks(
-            on_algorithm_init=freeze_setup_objects, on_environment_created=freeze_setup_objects
+            on_algorithm_init=freeze_setup_objects,
+            on_environment_created=freeze_setup_objects,
+            on_train_result=freeze_after_first_iterations,
+            on_sample_end=freeze_after_first_iterations,
         )
     return apply_feedback(config, cfg.feedback)

@@ -8,7 +8,11 @@ import weakref
 import pytest
 
 from mmrlhf.config import load_config
-from mmrlhf.trainers.gc_freeze import freeze_setup_objects
+from mmrlhf.trainers.gc_freeze import (
+    FREEZES_AFTER_START,
+    freeze_after_first_iterations,
+    freeze_setup_objects,
+)
 from tests.conftest import TINY
 
 
@@ -36,15 +40,34 @@ def test_setup_objects_leave_the_collectors_generations() -> None:
     assert _collector_tracks(made_later)  # what training makes is still collected
 
 
+def test_the_first_iterations_freeze_what_they_built_then_no_more() -> None:
+    gc.unfreeze()
+
+    class Owner:
+        pass
+
+    algorithm, runner = Owner(), Owner()
+    for call in range(FREEZES_AFTER_START + 2):
+        built = [{"compiled graph": call}]  # what this iteration built
+        freeze_after_first_iterations(algorithm=algorithm, metrics_logger=None, result={})
+        assert _collector_tracks(built) == (call >= FREEZES_AFTER_START), call
+    # Counted per owner: an EnvRunner's samples have their own count.
+    built = [{"first sample": True}]
+    freeze_after_first_iterations(env_runner=runner, metrics_logger=None, samples=[])
+    assert not _collector_tracks(built)
+
+
 def test_the_option_installs_the_callbacks() -> None:
     from mmrlhf.trainers.ppo import build_ppo_config
 
     on = build_ppo_config(load_config(None, []))
     assert on.callbacks_on_algorithm_init is freeze_setup_objects
     assert on.callbacks_on_environment_created is freeze_setup_objects
+    assert on.callbacks_on_train_result is freeze_after_first_iterations
+    assert on.callbacks_on_sample_end is freeze_after_first_iterations
     off = build_ppo_config(load_config(None, ["training.gc_freeze=false"]))
-    assert off.callbacks_on_algorithm_init is None
-    assert off.callbacks_on_environment_created is None
+    for hook in ("algorithm_init", "environment_created", "train_result", "sample_end"):
+        assert getattr(off, f"callbacks_on_{hook}") is None, hook
 
 
 @pytest.mark.ray
@@ -59,6 +82,11 @@ def test_driver_and_env_runners_freeze_after_setup(ray_session: None) -> None:
             lambda runner: gc.get_freeze_count(), local_env_runner=False
         )
         assert len(counts) == 1 and counts[0] > 0
-        algo.train()  # and it trains
+        algo.train()  # and it trains, then freezes what its first iteration built
+        assert getattr(algo, "_mmrlhf_gc_freezes", 0) == 1
+        sampled = algo.env_runner_group.foreach_env_runner(
+            lambda runner: getattr(runner, "_mmrlhf_gc_freezes", 0), local_env_runner=False
+        )
+        assert sampled[0] >= 1  # and the EnvRunner after its first sample
     finally:
         algo.stop()
