@@ -2,12 +2,14 @@
 
     python scripts/bench_gc_freeze.py --out benchmarks/bench_gc_freeze.json
 
-Builds the config's PPO algorithm once (with `gc_freeze` on, so the driver froze after the
-build), trains `--warmup` iterations, then alternates rounds of `--per-round` timed
-iterations with the setup objects frozen (`gc.freeze()`) and given back to the collector
-(`gc.unfreeze()`), in alternating order, in one process: the machine's drift hits both
-alike. Reports each mode's median seconds per iteration, the collector's seconds per
-iteration (`gc.callbacks`), and the median ratio of paired rounds (unfrozen / frozen).
+Builds the config's PPO algorithm once (with `gc_freeze` on, so the driver freezes after
+the build and after its first two iterations, where `model.compile_trunk` builds its
+graphs), trains `--warmup` iterations, then alternates rounds of `--per-round` timed
+iterations with what is alive frozen (`gc.freeze()`, as the callbacks left it) and given
+back to the collector (`gc.unfreeze()`, as with `gc_freeze` off), in alternating order, in
+one process: the machine's drift hits both alike. Reports each mode's median seconds per
+iteration, the collector's seconds per iteration (`gc.callbacks`), and the median ratio of
+paired rounds (unfrozen / frozen).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def main() -> None:
     p.add_argument("--config", default="configs/bench_vs_sb3.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--threads", type=int, default=2, help="torch threads of this process")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=3, help="at least 2: the callbacks' freezes")
     p.add_argument("--rounds", type=int, default=12)
     p.add_argument("--per-round", type=int, default=4, help="timed iterations per round")
     p.add_argument("--out")
