@@ -22,7 +22,7 @@ SB3 to its stop rule, then RLlib.
   `batch_size = minibatch_size`, `n_epochs`, `lr`, `gamma`, `gae_lambda`, `clip_range`,
   `ent_coef`, `vf_coef`, `max_grad_norm` from the config. The policy's features extractor
   is the project's trunk (text encoder + image encoder + fusion, built from the same
-  `ModelConfig`) followed by a layer norm, the heads are `net_arch = model.hidden_sizes` with
+  `ModelConfig`), the heads are a layer norm each, then `net_arch = model.hidden_sizes` with
   ReLU (the project's heads: layer norm, then a ReLU MLP, orthogonal init), the trunk shared
   when `model.share_encoders`. Images reach the trunk as (B, H, W, 3) 0..255 values, as under
   RLlib: `normalize_images=False` and a skipping `VecTransposeImage` keep SB3 from scaling or
@@ -43,7 +43,9 @@ evaluation period.
 
 Known differences that are not protocol choices: RLlib clips the value loss at
 `vf_clip_param` (10); SB3 does not. SB3 standardises advantages per minibatch, RLlib per
-train batch (`--set training.advantage_norm=minibatch` makes RLlib do both).
+train batch unless `training.advantage_norm=minibatch`, which `configs/bench_vs_sb3.yaml`
+sets. With it (and each head's own layer norm on the SB3 side) one update from the same
+weights on the same batch moves the two alike to 0.7% (`scripts/probe_sb3_update.py`).
 (`configs/bench_vs_sb3.yaml` turns RLlib's adaptive KL penalty off, and the
 project's Learner drops PPO's artificial bootstrap rows, so both run the same number of
 gradient steps on `minibatch_size` env steps each.)
@@ -432,16 +434,16 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
     from mmrlhf.models.trunk import build_trunk, maybe_compile
 
     class MultimodalTrunk(BaseFeaturesExtractor):
-        """`MultimodalModel`'s trunk: text encoder + image encoder + fusion -> (B, F), then
-        the layer norm the project's heads start with (one, shared by SB3's policy and value
-        MLPs, where each project head has its own)."""
+        """`MultimodalModel`'s trunk: text encoder + image encoder + fusion -> (B, F). The
+        layer norm each project head starts with is in SB3's policy and value MLPs
+        (`TrunkInitPolicy`), one each: a norm shared by both, which this class had until
+        2026-12-07, also took the value loss's gradients into the policy's input."""
 
         def __init__(self, observation_space: gym.spaces.Dict) -> None:
             layout = parse_observation_space(observation_space)
             text, image, fusion = build_trunk(layout, model_cfg)
             super().__init__(observation_space, features_dim=fusion.output_dim)
             self.text_encoder, self.image_encoder, self.fusion = text, image, fusion
-            self.norm = torch.nn.LayerNorm(fusion.output_dim)
             # model.compile_trunk compiles the same part as in MultimodalModel.
             self._features = maybe_compile(self._run_trunk, model_cfg)
 
@@ -451,11 +453,21 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
         def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
             # SB3 hands Box observations over as float: text ids back to long; the image
             # stays 0..255 (normalize_images=False), (B, H, W, 3), as the trunk expects.
-            return self.norm(self._features(obs["text"].long(), obs["image"]))
+            return self._features(obs["text"].long(), obs["image"])
 
     class TrunkInitPolicy(MultiInputActorCriticPolicy):
         """SB3's ortho_init re-initialises every Linear/Conv2d, the features extractor's too
         (BERT, CNN); keep the trunk's own init and let SB3 initialise only the heads."""
+
+        def _build_mlp_extractor(self) -> None:
+            """SB3's MLPs, each after its own layer norm, as the project's heads."""
+            super()._build_mlp_extractor()
+            extractor = self.mlp_extractor
+            for name in ("policy_net", "value_net"):
+                layers = getattr(extractor, name)
+                setattr(extractor, name, torch.nn.Sequential(
+                    torch.nn.LayerNorm(self.features_dim), *layers
+                ))  # fmt: skip
 
         def _build(self, lr_schedule: Any) -> None:
             extractors = {
@@ -474,7 +486,7 @@ def sb3_policy_classes(model_cfg: Any) -> tuple[type, type]:
     return MultimodalTrunk, TrunkInitPolicy
 
 
-# The project's heads: layer norm (in the SB3 trunk), then a ReLU MLP.
+# The project's heads: layer norm (prepended by TrunkInitPolicy), then a ReLU MLP.
 HEAD_ACTIVATION = torch.nn.ReLU
 
 
@@ -515,7 +527,7 @@ def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
         "policy_kwargs": {
             "net_arch": {"pi": list(m.hidden_sizes), "vf": list(m.hidden_sizes)},
             "activation_fn": HEAD_ACTIVATION.__name__,
-            "features": "trunk + LayerNorm",
+            "features": "trunk; a LayerNorm at the start of each head",
             "share_features_extractor": m.share_encoders,
             "compile_trunk": m.compile_trunk,
             "normalize_images": False,
