@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.script_loader import load_script
 
 probe = load_script("probe_sb3_update")
@@ -22,7 +24,5 @@ def test_sb3_names_map_onto_the_project_heads_and_trunk() -> None:
 
 
 def test_an_unknown_sb3_parameter_is_an_error() -> None:
-    import pytest
-
     with pytest.raises(KeyError, match="log_std"):
         probe.rllib_name("log_std", 3, 3)
