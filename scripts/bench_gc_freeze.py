@@ -21,7 +21,6 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -41,6 +40,7 @@ def main() -> None:
     import torch
 
     from mmrlhf.config import load_config, parse_overrides
+    from mmrlhf.trainers.gc_clock import GCClock
     from mmrlhf.trainers.ppo import build_ppo_config
 
     torch.set_num_threads(args.threads)
@@ -50,30 +50,24 @@ def main() -> None:
     for _ in range(args.warmup):
         algo.train()
     modes = ("unfrozen", "frozen")
-    collector = dict.fromkeys(modes, 0.0)
-    current: list[Any] = [None, 0.0]
-
-    def clock(phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            current[1] = time.perf_counter()
-        elif current[0] is not None:
-            collector[current[0]] += time.perf_counter() - current[1]
-
-    gc.callbacks.append(clock)
+    clock = GCClock()
     rounds: dict[str, list[float]] = {m: [] for m in modes}
     iterations: dict[str, list[float]] = {m: [] for m in modes}
     for r in range(args.rounds):
         for mode in modes if r % 2 == 0 else modes[::-1]:
-            gc.freeze() if mode == "frozen" else gc.unfreeze()
-            current[0] = mode
+            if mode == "frozen":
+                gc.freeze()
+            else:
+                gc.unfreeze()
+            clock.owner = mode
             start = time.perf_counter()
             for _ in range(args.per_round):
                 t = time.perf_counter()
                 algo.train()
                 iterations[mode].append(time.perf_counter() - t)
             rounds[mode].append(time.perf_counter() - start)
-            current[0] = None
-    gc.callbacks.remove(clock)
+            clock.owner = None
+    clock.close()
     algo.stop()
     ray.shutdown()
     n = args.rounds * args.per_round
@@ -84,7 +78,7 @@ def main() -> None:
         "rounds": args.rounds,
         "per_round": args.per_round,
         "median_s_per_iteration": {m: statistics.median(iterations[m]) for m in modes},
-        "gc_s_per_iteration": {m: collector[m] / n for m in modes},
+        "gc_s_per_iteration": {m: clock.seconds.get(m, 0.0) / n for m in modes},
         "median_paired_round_ratio_unfrozen_over_frozen": statistics.median(
             a / b for a, b in zip(rounds["unfrozen"], rounds["frozen"], strict=True)
         ),

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
 import logging
 import os
@@ -86,6 +85,7 @@ from mmrlhf.envs import MyMultimodalEnv
 from mmrlhf.envs.config import EnvConfig
 from mmrlhf.feedback.engine import FeedbackEngine, shape_rewards
 from mmrlhf.feedback.records import EpisodeRecord
+from mmrlhf.trainers.gc_clock import GCClock
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "bench_vs_sb3.yaml"
@@ -144,40 +144,8 @@ def evaluate_accuracy(
 
 
 # --------------------------------------------------------------------------------------------
-# Garbage-collector time, charged to whichever framework's clock runs.
-
-
-class GCClock:
-    """Seconds and passes of Python's cyclic garbage collector per framework.
-
-    Both frameworks share one process, so a collection triggered by one framework's
-    allocations walks every tracked object of both; `gc.callbacks` times each pass and charges
-    it to the framework training at the time (none while evaluating).
-    """
-
-    def __init__(self) -> None:
-        self.owner: str | None = None
-        self.seconds: dict[str, float] = {}
-        self.passes: dict[str, dict[int, int]] = {}
-        self._t0 = 0.0
-        gc.callbacks.append(self._on_gc)
-
-    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._t0 = time.perf_counter()
-        elif self.owner is not None:
-            self.seconds[self.owner] = (
-                self.seconds.get(self.owner, 0.0) + time.perf_counter() - self._t0
-            )
-            gens = self.passes.setdefault(self.owner, {})
-            gens[info["generation"]] = gens.get(info["generation"], 0) + 1
-
-    def report(self, name: str) -> dict[str, Any]:
-        gens = self.passes.get(name, {})
-        return {
-            "gc_s": round(self.seconds.get(name, 0.0), 3),
-            "gc_passes_by_generation": {str(g): n for g, n in sorted(gens.items())},
-        }
+# Garbage-collector time, charged to whichever framework's clock runs (both share one
+# process, so a pass set off by one walks the objects of both; none while evaluating).
 
 
 GC_CLOCK = GCClock()
