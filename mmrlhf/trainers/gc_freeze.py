@@ -15,6 +15,8 @@ frozen are not counted among those.
 
 Frozen objects are never collected as cyclic garbage (reference counting still frees the
 rest), so each freeze runs `gc.collect()` first and none runs once training is under way.
+The driver's own EnvRunner (`worker_index` 0) leaves its freezes to the algorithm's
+callbacks, which run in the same process right after its own (a full `gc.collect()` each).
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ FREEZES_AFTER_START = 2
 _COUNT_ATTR = "_mmrlhf_gc_freezes"
 
 
-def freeze_setup_objects(**_: Any) -> None:
+def _in_the_driver(env_runner: Any) -> bool:
+    """The driver's EnvRunner: its process is frozen by the algorithm's callbacks."""
+    return env_runner is not None and getattr(env_runner, "worker_index", None) == 0
+
+
+def freeze_setup_objects(*, env_runner: Any = None, **_: Any) -> None:
     """RLlib callback (`on_algorithm_init`, `on_environment_created`): `gc.freeze()` what
     the process holds after setup."""
+    if _in_the_driver(env_runner):
+        return
     gc.collect()  # setup's garbage first, so it is not frozen with the rest
     gc.freeze()
     logger.debug("gc.freeze(): %d objects out of the collector's passes", gc.get_freeze_count())
@@ -45,6 +54,8 @@ def freeze_after_first_iterations(
 ) -> None:
     """RLlib callback (`on_train_result` in the driver, `on_sample_end` in EnvRunners):
     `freeze_setup_objects` after each of the first `FREEZES_AFTER_START` calls."""
+    if _in_the_driver(env_runner):
+        return
     owner = algorithm if algorithm is not None else env_runner
     done = getattr(owner, _COUNT_ATTR, 0)
     if done < FREEZES_AFTER_START:

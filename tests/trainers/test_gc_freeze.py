@@ -90,3 +90,15 @@ def test_driver_and_env_runners_freeze_after_setup(ray_session: None) -> None:
         assert sampled[0] >= 1  # and the EnvRunner after its first sample
     finally:
         algo.stop()
+
+
+def test_the_drivers_env_runner_leaves_the_freezes_to_the_algorithm() -> None:
+    gc.unfreeze()
+
+    class LocalRunner:
+        worker_index = 0
+
+    built = [{"driver": True}]
+    freeze_setup_objects(env_runner=LocalRunner(), metrics_logger=None)
+    freeze_after_first_iterations(env_runner=LocalRunner(), metrics_logger=None, samples=[])
+    assert gc.get_freeze_count() == 0 and _collector_tracks(built)
