@@ -82,8 +82,8 @@ class TrainingConfig(_Section):
     gc_freeze: bool = Field(
         True,
         description="gc.freeze() in the driver once the algorithm is built and after its "
-        "first two iterations, in each EnvRunner once its env is built and after its first "
-        "two samples: Python's collector then no longer walks the libraries, models and "
+        "first two iterations, in each remote EnvRunner once its env is built and after its "
+        "first two samples: Python's collector then no longer walks the libraries, models and "
         "compiled graphs on every full pass, which RLlib's per-episode objects trigger "
         "often (mmrlhf.trainers.gc_freeze).",
     )
