@@ -506,6 +506,14 @@ def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
     }
 
 
+def silent_sb3_logger() -> Any:
+    """An SB3 logger with no outputs and no folder (SB3's `configure(None, [])` still makes
+    an empty folder in the temp directory)."""
+    from stable_baselines3.common.logger import Logger
+
+    return Logger(folder=None, output_formats=[])
+
+
 class SB3Trainer:
     """SB3 PPO trained one rollout + update at a time (`learn` continued; constant lr and
     clip range, so consecutive calls are one long `learn`)."""
@@ -542,6 +550,9 @@ class SB3Trainer:
             verbose=0,
             **kwargs,
         )
+        # Without a logger of its own, every `learn` call (one per iteration here) makes an
+        # empty SB3-<time> folder in the temp directory.
+        self.model.set_logger(silent_sb3_logger())
         self.build_s = time.perf_counter() - t0
         self.batch = self.settings["n_steps"] * self.settings["n_envs"]
 

@@ -70,7 +70,6 @@ def main() -> None:
     import ray
     import torch
     from ray.rllib.core.columns import Columns
-    from stable_baselines3.common.logger import configure
 
     from mmrlhf.config import load_config, parse_overrides
     from mmrlhf.trainers.ppo import build_ppo_config
@@ -124,7 +123,6 @@ def main() -> None:
     permutation = np.random.permutation
     np.random.permutation = lambda n: np.arange(n)  # SB3's minibatches in order too
     try:
-        sb3.model.set_logger(configure(None, []))
         sb3.model._current_progress_remaining = 1.0
         sb3.model.train()
     finally:
