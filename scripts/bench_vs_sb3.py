@@ -506,14 +506,6 @@ def sb3_settings(cfg: ExperimentConfig) -> dict[str, Any]:
     }
 
 
-def silent_sb3_logger() -> Any:
-    """An SB3 logger with no outputs and no folder (SB3's `configure(None, [])` still makes
-    an empty folder in the temp directory)."""
-    from stable_baselines3.common.logger import Logger
-
-    return Logger(folder=None, output_formats=[])
-
-
 class SB3Trainer:
     """SB3 PPO trained one rollout + update at a time (`learn` continued; constant lr and
     clip range, so consecutive calls are one long `learn`)."""
@@ -523,6 +515,7 @@ class SB3Trainer:
     def __init__(self, cfg: ExperimentConfig, args: argparse.Namespace, seed: int) -> None:
         from stable_baselines3 import PPO
         from stable_baselines3.common.callbacks import BaseCallback
+        from stable_baselines3.common.logger import Logger
 
         check_sb3_support(cfg)
         if args.sb3_compile != "config":  # compile SB3's trunk apart from RLlib's
@@ -551,8 +544,8 @@ class SB3Trainer:
             **kwargs,
         )
         # Without a logger of its own, every `learn` call (one per iteration here) makes an
-        # empty SB3-<time> folder in the temp directory.
-        self.model.set_logger(silent_sb3_logger())
+        # empty SB3-<time> folder in the temp directory (so does `configure(None, [])`).
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
         self.build_s = time.perf_counter() - t0
         self.batch = self.settings["n_steps"] * self.settings["n_envs"]
 
