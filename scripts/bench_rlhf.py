@@ -118,12 +118,14 @@ def run_one(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> d
         # best of all answers to a fresh scene (feedback.audit.greedy_answers).
         if args.rm_greedy > 0:
             for split in ("train", "test"):
-                greedy = evaluate_reward_model(
+                found = evaluate_reward_model(
                     cfg.feedback.rm_save_dir, cfg.env, n_pairs=args.rm_pairs, split=split,
                     greedy_episodes=args.rm_greedy,
-                )["greedy"]  # fmt: skip
-                row[f"rm_greedy_{split}_split"] = greedy["accuracy"]
-                row[f"rm_greedy_{split}_by_kind"] = greedy["by_kind"]
+                )  # fmt: skip
+                row[f"rm_greedy_{split}_split"] = found["greedy"]["accuracy"]
+                row[f"rm_greedy_{split}_by_kind"] = found["greedy"]["by_kind"]
+                if "greedy_plain" in found:
+                    row[f"rm_greedy_plain_{split}_split"] = found["greedy_plain"]["accuracy"]
     logger.info("%s: %s", name, {k: v for k, v in row.items() if k != "curve"})
     return row
 

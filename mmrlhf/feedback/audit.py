@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mmrlhf.envs import MyMultimodalEnv
+from mmrlhf.feedback.contrast import PromptBaseline, contrasted_rewards
 from mmrlhf.feedback.reward_model import RewardEnsemble
 from mmrlhf.feedback.samples import EpisodeSample, encode_response, stack_samples
 
@@ -171,13 +172,20 @@ class GreedyReport:
 
 
 def greedy_answers(
-    env: MyMultimodalEnv, ensemble: RewardEnsemble, *, episodes: int = 300, seed: int = 60_000
+    env: MyMultimodalEnv,
+    ensemble: RewardEnsemble,
+    *,
+    episodes: int = 300,
+    seed: int = 60_000,
+    baseline: PromptBaseline | None = None,
 ) -> GreedyReport:
     """Score every allowed answer of `episodes` fresh scenes (reset seeds `seed`, `seed + 1`,
     ...) and count the scenes whose ground truth the ensemble rates strictly best.
 
     Each action is played from the same seeded reset, so every answer is scored on the same
-    image and prompt, as the response text the env reports for it.
+    image and prompt, as the response text the env reports for it. With an active
+    `baseline` the scores are the image-contrasted rewards a policy is paid
+    (`feedback.contrast`).
 
     Raises:
         ValueError: For `episodes < 1`, or a task whose episodes last more than one step.
@@ -211,7 +219,11 @@ def greedy_answers(
                 encode_response(env.tokenizer, text, response_len), float(info["score"]),
             ))  # fmt: skip
         samples = list(answers.values())
-        mean, std = ensemble.predict(stack_samples(samples))
+        if baseline is not None and baseline.active:
+            rewards = contrasted_rewards(ensemble, samples, baseline)
+            std, mean = torch.std_mean(rewards, dim=0, unbiased=False)
+        else:
+            mean, std = ensemble.predict(stack_samples(samples))
         # The ground truth is the answer that scores 1; other answers may score in between.
         right = int(np.argmax([s.score for s in samples]))
         if samples[right].score < 1.0:

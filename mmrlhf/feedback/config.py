@@ -322,6 +322,30 @@ class FeedbackConfig(BaseModel):
         "the labelled episodes that gave the same response, while label budget remains "
         "(answers no label has judged keep being tried; feedback.novelty). 0 = off.",
     )
+    rm_image_contrast: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="Subtract this share of the reward model's mean per-word scores over other "
+        "images with the same prompt from each reward (feedback.contrast; 1 = pointwise mutual "
+        "information between image and answer), so the policy is paid for what the image "
+        "adds, not for the answer the question alone suggests. Needs an answer head. 0 = off.",
+    )
+    rm_contrast_images: int = Field(
+        64, ge=1, description="Distinct recent images per prompt the contrast baseline averages."
+    )
+    rm_contrast_min_images: int = Field(
+        16,
+        ge=1,
+        description="A prompt seen with fewer distinct images gets no contrast baseline (its "
+        "reward stays plain).",
+    )
+    rm_contrast_queries: bool = Field(
+        False,
+        description="Queries rank their candidates by the image-contrasted rewards too (the "
+        "model's bets are then the answers the image supports most, not the question's usual "
+        "answer); needs rm_image_contrast > 0.",
+    )
     rm_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for the RM hub actor.")
     rm_save_dir: str | None = Field(
         None, description="Save every published reward model here (latest overwrites)."
@@ -447,6 +471,22 @@ class FeedbackConfig(BaseModel):
                 self.rm_model_config()
             except ValueError as err:
                 raise ValueError(f"reward-model settings (rm_*) are invalid: {err}") from None
+        if self.rm_image_contrast > 0 and self.rm_head not in ANSWER_HEADS:
+            raise ValueError(
+                f"rm_image_contrast > 0 ({self.rm_image_contrast}) subtracts per-word scores, "
+                f"which only an answer head has: rm_head one of {ANSWER_HEADS}, got "
+                f"rm_head={self.rm_head!r}"
+            )
+        if self.rm_contrast_queries and self.rm_image_contrast == 0:
+            raise ValueError(
+                "rm_contrast_queries ranks queries by the image-contrasted rewards, which "
+                "rm_image_contrast=0 turns off; set rm_image_contrast > 0"
+            )
+        if self.rm_contrast_min_images > self.rm_contrast_images:
+            raise ValueError(
+                f"rm_contrast_min_images ({self.rm_contrast_min_images}) must be at most "
+                f"rm_contrast_images ({self.rm_contrast_images})"
+            )
         if self.rm_winner_weight > 0 and self.rm_head not in ANSWER_HEADS:
             raise ValueError(
                 f"rm_winner_weight > 0 ({self.rm_winner_weight}) needs an answer head, "

@@ -153,15 +153,21 @@ class RewardModel(nn.Module):
     def score(self, features: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
         """Rewards (B,) of responses (B, R) to scenes with these `features`."""
         if self.head_kind in ANSWER_HEADS:
-            logits = self.answer_head(features)
-            # answer_logits: log-likelihoods; answer_sigmoid: each word's log-odds on its own
-            per_word = (
-                torch.log_softmax(logits, dim=-1) if self.head_kind == "answer_logits" else logits
-            )
-            return _mean_over_tokens(per_word, response)
+            return _mean_over_tokens(self.per_word(features), response)
         answer = self.text_encoder(response.long()).pooled
         context = self.context(features)
         return self.head(torch.cat([features, answer, context * answer], dim=-1)).squeeze(-1)
+
+    def per_word(self, features: torch.Tensor) -> torch.Tensor:
+        """Every vocabulary word's score (B, V) as a one-word answer (answer heads only):
+        its log-likelihood for `answer_logits`, its log-odds of being right for
+        `answer_sigmoid`. A response's reward is the mean over its tokens."""
+        if self.head_kind not in ANSWER_HEADS:
+            raise ValueError(
+                f"per_word needs an answer head {ANSWER_HEADS}, not {self.head_kind!r}"
+            )
+        logits = self.answer_head(features)
+        return torch.log_softmax(logits, dim=-1) if self.head_kind == "answer_logits" else logits
 
     def answer_log_likelihood(
         self,
@@ -255,6 +261,7 @@ def save_reward_model(
     version: int = 0,
     norm: tuple[float, float] = (0.0, 1.0),
     extra: Mapping[str, Any] | None = None,
+    prompt_baseline: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a reward-model checkpoint directory: weights (`reward_model.pt`) + metadata JSON.
 
@@ -264,6 +271,8 @@ def save_reward_model(
         version: Published version number.
         norm: Reward (mean, std) the model's outputs were normalised with when published.
         extra: More JSON-friendly metadata (labels used, accuracy...).
+        prompt_baseline: `PromptBaseline.to_state()` the published rewards subtracted
+            (`feedback.contrast`; read back with `contrast.load_prompt_baseline`).
     """
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,7 +282,14 @@ def save_reward_model(
         "norm": [float(norm[0]), float(norm[1])],
         **dict(extra or {}),
     }
-    torch.save({"meta": meta, "state_dict": ensemble.weights()}, out / CHECKPOINT_FILE)
+    if prompt_baseline:
+        table = prompt_baseline.get("table") or {}
+        meta["image_contrast"] = float(prompt_baseline.get("weight", 0.0))
+        meta["contrast_prompts"] = len(table)
+    data = {"meta": meta, "state_dict": ensemble.weights()}
+    if prompt_baseline:
+        data["prompt_baseline"] = dict(prompt_baseline)
+    torch.save(data, out / CHECKPOINT_FILE)
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2))
     logger.info("saved reward model v%d to %s", version, out)
     return out
@@ -310,6 +326,8 @@ class PublishedRewardModel:
             (`feedback.novelty`; 0 = none).
         judged: Labelled episodes per `novelty.judgement_key` (the response), for
             that bonus.
+        prompt_baseline: `feedback.contrast.PromptBaseline.to_state()`: what each reward
+            subtracts (empty = plain rewards).
     """
 
     version: int
@@ -321,6 +339,7 @@ class PublishedRewardModel:
     pretrain_steps: int = 0
     novelty_scale: float = 0.0
     judged: Mapping[str, int] = field(default_factory=dict)
+    prompt_baseline: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self) -> RewardEnsemble:
         """A fresh ensemble with these weights, in eval mode."""

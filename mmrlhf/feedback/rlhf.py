@@ -39,6 +39,7 @@ import numpy as np
 
 from mmrlhf.feedback.budget import LabelBudget
 from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.feedback.contrast import PromptBaseline, contrasted_rewards, load_prompt_baseline
 from mmrlhf.feedback.human import HumanLabelBridge
 from mmrlhf.feedback.label_log import LabelLog
 from mmrlhf.feedback.novelty import JudgedCounts
@@ -170,10 +171,15 @@ class RLHFState:
         self.last_pretrain: dict[str, Any] = {}
         self.label_log = LabelLog(config.rm_label_log) if config.rm_label_log else None
         self.judged = JudgedCounts()
+        self.baseline = PromptBaseline()
         if config.rm_checkpoint:
             ensemble, meta = load_reward_model(config.rm_checkpoint)
             # Contrastive steps already in the loaded weights count toward rm_pretrain_steps.
             self._set_model(ensemble, pretrain_steps=int(meta.get("pretrain_steps", 0)))
+            if config.rm_image_contrast > 0:
+                # Rescaled to this run's weight; the pool is empty, so it is the only one.
+                saved = load_prompt_baseline(config.rm_checkpoint)
+                self.baseline = PromptBaseline(config.rm_image_contrast, saved.table)
             self._publish(norm=(float(meta["norm"][0]), float(meta["norm"][1])))
 
     # --- model ------------------------------------------------------------------------------
@@ -270,6 +276,8 @@ class RLHFState:
 
     def _member_scores(self, samples: Sequence[EpisodeSample]) -> np.ndarray:
         assert self.trainer is not None
+        if self.config.rm_contrast_queries and self.baseline.active:
+            return contrasted_rewards(self.trainer.ensemble, samples, self.baseline).numpy()
         return self.trainer.rewards(samples).numpy()
 
     def label_round(self, iteration: int) -> int:
@@ -409,12 +417,19 @@ class RLHFState:
 
     def _publish(self, norm: tuple[float, float] | None = None) -> None:
         assert self.trainer is not None
+        if self.config.rm_image_contrast > 0:
+            self._fit_baseline()
         if norm is None:
             with self._data_lock:
                 recent = self.pool.samples()[-NORM_SAMPLES:]
             norm = (0.0, 1.0)
             if recent:
-                mean = self.trainer.rewards(recent).mean(dim=0)
+                rewards = (
+                    contrasted_rewards(self.trainer.ensemble, recent, self.baseline)
+                    if self.baseline.active
+                    else self.trainer.rewards(recent)
+                )
+                mean = rewards.mean(dim=0)
                 norm = (float(mean.mean()), max(float(mean.std(unbiased=False)), 1e-3))
         self.published = PublishedRewardModel(
             version=self.version + 1,
@@ -427,6 +442,7 @@ class RLHFState:
             # Exploring for labels is over once none can come.
             novelty_scale=self.config.rm_novelty_bonus if self.budget.remaining != 0 else 0.0,
             judged=self.judged.snapshot() if self.config.rm_novelty_bonus > 0 else {},
+            prompt_baseline=self.baseline.to_state() if self.baseline.active else {},
         )
         if self.config.rm_save_dir:
             self.save(self.config.rm_save_dir)
@@ -434,6 +450,22 @@ class RLHFState:
             "published reward model v%d (%d labels, reward mean %.3f std %.3f)",
             self.published.version, len(self.trainer.labels), norm[0], norm[1],
         )  # fmt: skip
+
+    def _fit_baseline(self) -> None:
+        # The pool's recent images give each prompt's mean per-word scores under the model
+        # about to be published; a pool too small for any prompt keeps the last baseline.
+        assert self.trainer is not None
+        with self._data_lock:
+            samples = self.pool.samples()
+        fitted = PromptBaseline.fit(
+            self.trainer.ensemble,
+            samples,
+            weight=self.config.rm_image_contrast,
+            min_images=self.config.rm_contrast_min_images,
+            max_images=self.config.rm_contrast_images,
+        )
+        if fitted.active or not self.baseline.active:
+            self.baseline = fitted
 
     def latest(self, have_version: int = 0) -> PublishedRewardModel | None:
         """The newest published model if it is newer than `have_version`, else None."""
@@ -456,6 +488,7 @@ class RLHFState:
                 "rm_accuracy": self.accuracy(),
                 "pretrain_steps": published.pretrain_steps,
             },
+            prompt_baseline=published.prompt_baseline,
         )
 
     def training_labels(self) -> list[RLHFLabel]:

@@ -1,6 +1,7 @@
 """`RewardScorer`: an EnvRunner's copy of the newest reward model, turning episodes into rewards.
 
-The reward of an episode is the ensemble-mean reward-model output, normalised by a running
+The reward of an episode is the ensemble-mean reward-model output (minus the published
+prompt baseline, `feedback.contrast`, when the hub sends one), normalised by a running
 mean/std and clipped: `clip((r - mean) / std, -clip, clip)`. When a new version is loaded the
 running statistics restart from the hub's statistics for that version (mean/std on recent
 episodes) with a pseudo-count of `prior_count`, so the first episodes after a switch are
@@ -17,6 +18,9 @@ import logging
 import math
 from dataclasses import dataclass
 
+import torch
+
+from mmrlhf.feedback.contrast import PromptBaseline, contrasted_rewards
 from mmrlhf.feedback.novelty import judgement_key, novelty_bonus
 from mmrlhf.feedback.reward_model import PublishedRewardModel, RewardEnsemble
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
@@ -76,6 +80,7 @@ class RewardScorer:
         self.stats = RunningMeanStd()
         self.novelty_scale = 0.0
         self.judged: dict[str, int] = {}
+        self.baseline = PromptBaseline()
 
     @property
     def ready(self) -> bool:
@@ -93,6 +98,7 @@ class RewardScorer:
         self.version = published.version
         self.novelty_scale = published.novelty_scale
         self.judged = dict(published.judged)
+        self.baseline = PromptBaseline.from_state(published.prompt_baseline)
         self.stats.reset(published.norm_mean, published.norm_std, self.prior_count)
         logger.debug("loaded reward model v%d", published.version)
         return True
@@ -112,7 +118,12 @@ class RewardScorer:
         """
         if self.ensemble is None:
             raise RuntimeError("no reward model loaded yet; check `ready` first")
-        mean, std = self.ensemble.predict(stack_samples([sample]))
+        if self.baseline.active:
+            std, mean = torch.std_mean(
+                contrasted_rewards(self.ensemble, [sample], self.baseline), dim=0, unbiased=False
+            )
+        else:
+            mean, std = self.ensemble.predict(stack_samples([sample]))
         raw = float(mean[0])
         self.stats.update(raw)
         return self.stats.normalize(raw, self.clip) + self.bonus(sample), raw, float(std[0])

@@ -110,7 +110,9 @@ def evaluate_reward_model(
         split: The env split to draw from (default: the env's own); not for a pairs file.
         greedy_episodes: If > 0, also score every answer of that many fresh scenes of the env
             (`feedback.audit.greedy_answers`, one-step tasks): `greedy` holds how often the
-            right answer comes out on top, what a policy maximising this model would score.
+            right answer comes out on top, what a policy maximising this model would score
+            (under the image-contrasted reward when the checkpoint has a prompt baseline,
+            `feedback.contrast`; then `greedy_plain` holds the plain model's).
 
     Returns:
         `preference_accuracy` (fraction of pairs whose preferred episode gets the higher
@@ -151,9 +153,18 @@ def evaluate_reward_model(
     if greedy_episodes > 0:
         from mmrlhf.envs import MyMultimodalEnv
         from mmrlhf.feedback.audit import greedy_answers
+        from mmrlhf.feedback.contrast import load_prompt_baseline
 
         env = MyMultimodalEnv(env_config_from(pairs))  # type: ignore[arg-type]
-        metrics["greedy"] = greedy_answers(env, ensemble, episodes=greedy_episodes).to_dict()
+        baseline = load_prompt_baseline(checkpoint)
+        metrics["greedy"] = greedy_answers(
+            env, ensemble, episodes=greedy_episodes, baseline=baseline
+        ).to_dict()
+        if baseline.active:
+            # What the model ranks before the contrast, for comparison with plain runs.
+            metrics["greedy_plain"] = greedy_answers(
+                env, ensemble, episodes=greedy_episodes
+            ).to_dict()
     return metrics
 
 

@@ -1,0 +1,192 @@
+"""Image-contrasted rewards (`feedback.contrast`): the prompt baseline, its use and transport."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from mmrlhf.feedback.audit import greedy_answers
+from mmrlhf.feedback.config import FeedbackConfig
+from mmrlhf.feedback.contrast import (
+    PromptBaseline,
+    contrasted_rewards,
+    ensemble_per_word,
+    load_prompt_baseline,
+)
+from mmrlhf.feedback.reward_model import (
+    PublishedRewardModel,
+    RewardEnsemble,
+    RewardModelSpec,
+    save_reward_model,
+)
+from mmrlhf.feedback.rlhf import RLHFState
+from mmrlhf.feedback.samples import EpisodeSample, stack_samples
+from mmrlhf.feedback.scoring import RewardScorer
+from tests.rlhf.conftest import TINY_RM, VOCAB, make_sample
+
+
+def _samples(prompt: int, n: int, seed0: int, response: int = 3) -> list[EpisodeSample]:
+    """n episodes of one prompt on n images, right and wrong in turn."""
+    return [make_sample(f"p{prompt}-{seed0 + i}", float(i % 2), prompt=prompt,
+                        response=response, seed=seed0 + i) for i in range(n)]  # fmt: skip
+
+
+def test_the_baseline_is_each_prompts_mean_over_its_distinct_images(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    ens = RewardEnsemble(sigmoid_spec, seed=0)
+    one = _samples(1, 5, seed0=0)
+    # A repeated image counts once; prompt 2 has too few distinct images for a baseline.
+    repeat = make_sample("again", prompt=1, response=9, seed=4)
+    two = _samples(2, 2, seed0=100)
+    baseline = PromptBaseline.fit(ens, [*one, repeat, *two], weight=1.0, min_images=3)
+    assert set(baseline.table) == {one[0].prompt_key}
+    expected = ensemble_per_word(ens, one).mean(dim=1)
+    assert baseline.table[one[0].prompt_key].shape == (2, VOCAB)
+    torch.testing.assert_close(baseline.table[one[0].prompt_key], expected)
+    # At most max_images, the most recent first.
+    capped = PromptBaseline.fit(ens, one, weight=1.0, min_images=2, max_images=2)
+    torch.testing.assert_close(
+        capped.table[one[0].prompt_key], ensemble_per_word(ens, one[-2:]).mean(dim=1)
+    )
+
+
+def test_contrasted_rewards_subtract_the_baseline_per_token_and_member(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    ens = RewardEnsemble(sigmoid_spec, seed=1)
+    pool = _samples(1, 6, seed0=0)
+    baseline = PromptBaseline.fit(ens, pool, weight=0.5, min_images=2)
+    base = baseline.table[pool[0].prompt_key]  # (members, V)
+    two_words = EpisodeSample("two", pool[0].image, pool[0].prompt_ids,
+                              np.array([4, 7], np.int64), 0.0)  # fmt: skip
+    elsewhere = make_sample("other prompt", prompt=2, response=5, seed=50)  # no baseline
+    got = contrasted_rewards(ens, [two_words, elsewhere], baseline)
+    per_word = ensemble_per_word(ens, [two_words, elsewhere])
+    want_two = ((per_word[:, 0, 4] - 0.5 * base[:, 4]) + (per_word[:, 0, 7] - 0.5 * base[:, 7])) / 2
+    torch.testing.assert_close(got[:, 0], want_two)
+    torch.testing.assert_close(got[:, 1], per_word[:, 1, 5])
+    # Without a baseline the rewards are the ensemble's own.
+    plain = contrasted_rewards(ens, [two_words, elsewhere], PromptBaseline())
+    torch.testing.assert_close(plain, ens.eval()(stack_samples([two_words, elsewhere])))
+
+
+def test_with_weight_one_every_answer_averages_zero_over_the_baselines_images(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    """What the prompt alone predicts is gone: over the images the baseline averaged, the
+    contrasted reward of any answer has mean zero, however the model rates it."""
+    ens = RewardEnsemble(sigmoid_spec, seed=2)
+    images = _samples(1, 8, seed0=10)
+    baseline = PromptBaseline.fit(ens, images, weight=1.0, min_images=8)
+    for answer in (3, 11, 17):
+        answered = [
+            EpisodeSample(s.episode_id, s.image, s.prompt_ids, np.array([answer, 0]), 0.0)
+            for s in images
+        ]
+        rewards = contrasted_rewards(ens, answered, baseline)
+        assert rewards.mean(dim=1).abs().max() < 1e-5
+        assert rewards.abs().max() > 1e-4  # images still differ
+
+
+def test_checkpoints_and_published_models_carry_the_baseline(
+    tmp_path: Path, sigmoid_spec: RewardModelSpec
+) -> None:
+    ens = RewardEnsemble(sigmoid_spec, seed=0)
+    pool = _samples(1, 4, seed0=0)
+    baseline = PromptBaseline.fit(ens, pool, weight=1.0, min_images=4)
+    save_reward_model(tmp_path / "with", ens, prompt_baseline=baseline.to_state())
+    save_reward_model(tmp_path / "without", ens)
+    loaded = load_prompt_baseline(tmp_path / "with")
+    assert loaded.weight == 1.0 and loaded.active
+    torch.testing.assert_close(loaded.table[pool[0].prompt_key], baseline.table[pool[0].prompt_key])
+    assert not load_prompt_baseline(tmp_path / "without").active
+
+    scorer = RewardScorer(clip=50.0, prior_count=1)
+    scorer.load(PublishedRewardModel(1, sigmoid_spec.to_dict(), ens.weights(),
+                                     prompt_baseline=baseline.to_state()))  # fmt: skip
+    _, raw, std = scorer.score(pool[0])
+    rewards = contrasted_rewards(ens, [pool[0]], baseline)[:, 0]
+    assert raw == pytest.approx(float(rewards.mean()), abs=1e-6)
+    assert std == pytest.approx(float(rewards.std(unbiased=False)), abs=1e-6)
+
+
+def test_greedy_answers_rank_the_contrasted_rewards(sigmoid_spec: RewardModelSpec) -> None:
+    """A baseline that makes one answer cheap everywhere puts it on top of every scene."""
+    from mmrlhf.envs import MyMultimodalEnv
+
+    env = MyMultimodalEnv({"task": "vqa", "image_size": 16, "max_text_len": 6})
+    spec = RewardModelSpec(**{**sigmoid_spec.to_dict(), "vocab_size": env.tokenizer.vocab_size})
+    ens = RewardEnsemble(spec, seed=0)
+    obs, _ = env.reset(seed=60_000)
+    truth = env.tokenizer.encode(str(env.step(0)[4]["ground_truth"]), 1)[0]
+    key = EpisodeSample("k", obs["image"], obs["text"], np.zeros(2, np.int64), 0.0).prompt_key
+    table = torch.zeros(len(ens), spec.vocab_size)
+    table[:, truth] = -1e3  # the right answer's baseline: far below every other word's
+    report = greedy_answers(env, ens, episodes=1, baseline=PromptBaseline(1.0, {key: table}))
+    assert report.accuracy == 1.0
+
+
+def test_the_hub_publishes_a_baseline_once_the_pool_has_the_images(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    cfg = FeedbackConfig(
+        enabled=True, source="reward_model", rm_head="answer_sigmoid", queries_per_iter=4,
+        rm_min_steps=1, rm_max_steps=1, rm_image_contrast=1.0, rm_contrast_images=8,
+        rm_contrast_min_images=6, **TINY_RM,
+    )  # fmt: skip
+    state = RLHFState(cfg)
+    state.add_episodes(_samples(1, 4, seed0=0), sigmoid_spec)
+    state.step(1)
+    first = state.latest(0)
+    assert first is not None and first.prompt_baseline == {}  # 4 images: too few
+    state.add_episodes(_samples(1, 4, seed0=200), sigmoid_spec)
+    state.step(2)
+    second = state.latest(1)
+    assert second is not None
+    baseline = PromptBaseline.from_state(second.prompt_baseline)
+    assert baseline.weight == 1.0 and len(baseline.table) == 1
+    # The published normalisation is of the contrasted rewards.
+    ens = second.build()
+    rewards = contrasted_rewards(ens, state.pool.samples(), baseline).mean(dim=0)
+    assert second.norm_mean == pytest.approx(float(rewards.mean()), abs=1e-5)
+
+
+def test_queries_rank_by_the_contrasted_rewards_only_when_asked(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    base = dict(
+        enabled=True, source="reward_model", rm_head="answer_sigmoid", queries_per_iter=4,
+        rm_min_steps=1, rm_max_steps=1, rm_image_contrast=1.0, rm_contrast_images=8,
+        rm_contrast_min_images=4, **TINY_RM,
+    )  # fmt: skip
+    for contrast_queries in (False, True):
+        state = RLHFState(FeedbackConfig(**base, rm_contrast_queries=contrast_queries))
+        pool = _samples(1, 8, seed0=0)
+        state.add_episodes(pool, sigmoid_spec)
+        state.step(1)
+        assert state.baseline.active
+        assert state.trainer is not None
+        got = state._member_scores(pool[:3])
+        plain = state.trainer.rewards(pool[:3]).numpy()
+        contrasted = contrasted_rewards(state.trainer.ensemble, pool[:3], state.baseline).numpy()
+        np.testing.assert_allclose(got, contrasted if contrast_queries else plain, atol=1e-6)
+        assert np.abs(contrasted - plain).max() > 1e-4
+
+
+def test_contrast_settings_are_checked() -> None:
+    with pytest.raises(ValidationError, match="rm_image_contrast.*answer head"):
+        FeedbackConfig(enabled=True, source="reward_model", rm_image_contrast=1.0)
+    with pytest.raises(ValidationError, match="rm_contrast_min_images"):
+        FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_sigmoid",
+                       rm_image_contrast=1.0, rm_contrast_images=4, rm_contrast_min_images=8)
+    with pytest.raises(ValidationError, match="rm_contrast_queries"):
+        FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_sigmoid",
+                       rm_contrast_queries=True)
+    with pytest.raises(ValueError, match="min_images"):
+        PromptBaseline.fit(RewardEnsemble(RewardModelSpec(16, 6, 2, VOCAB, {}), seed=0), [],
+                           weight=1.0, min_images=0)
