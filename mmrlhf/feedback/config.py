@@ -38,6 +38,7 @@ RMWinners = Literal["strict", "judged_good"]
 # When rm_winner_softmax / rm_winners take over the winner term: from the first fit, or from
 # the final refit (the budget spent), the strict own-odds term fitting the labels before.
 WinnerTermFrom = Literal["start", "final_refit"]
+ContrastFrom = Literal["start", "final_refit"]
 # Heads that score a response from logits over the vocabulary: a log-likelihood
 # (answer_logits) or the log-odds of being right (answer_sigmoid).
 ANSWER_HEADS: tuple[str, ...] = ("answer_logits", "answer_sigmoid")
@@ -331,6 +332,13 @@ class FeedbackConfig(BaseModel):
         "information between image and answer), so the policy is paid for what the image "
         "adds, not for the answer the question alone suggests. Needs an answer head. 0 = off.",
     )
+    rm_contrast_from: ContrastFrom = Field(
+        "start",
+        description="When rm_image_contrast starts: with the first published model (start), "
+        "or with the final refit once the label budget is spent (final_refit; needs "
+        "rm_refit_growth): the policy first learns from plain rewards what kind of answer "
+        "each question wants, which the contrast leaves unpaid.",
+    )
     rm_contrast_images: int = Field(
         64, ge=1, description="Distinct recent images per prompt the contrast baseline averages."
     )
@@ -481,6 +489,14 @@ class FeedbackConfig(BaseModel):
             raise ValueError(
                 "rm_contrast_queries ranks queries by the image-contrasted rewards, which "
                 "rm_image_contrast=0 turns off; set rm_image_contrast > 0"
+            )
+        if self.rm_contrast_from == "final_refit" and self.source == "reward_model" and (
+            self.rm_refit_growth is None or self.label_budget is None
+        ):
+            raise ValueError(
+                f"rm_contrast_from='final_refit' needs refits (rm_refit_growth > 1, got "
+                f"{self.rm_refit_growth}) and a label_budget (got {self.label_budget}): the "
+                f"final refit comes when the budget is spent, and without both it never does"
             )
         if self.rm_contrast_min_images > self.rm_contrast_images:
             raise ValueError(

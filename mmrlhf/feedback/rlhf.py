@@ -417,7 +417,9 @@ class RLHFState:
 
     def _publish(self, norm: tuple[float, float] | None = None) -> None:
         assert self.trainer is not None
-        if self.config.rm_image_contrast > 0:
+        if self.config.rm_image_contrast > 0 and (
+            self.config.rm_contrast_from == "start" or self.trainer.final_refitted
+        ):
             self._fit_baseline()
         if norm is None:
             with self._data_lock:

@@ -156,6 +156,31 @@ def test_the_hub_publishes_a_baseline_once_the_pool_has_the_images(
     assert second.norm_mean == pytest.approx(float(rewards.mean()), abs=1e-5)
 
 
+def test_from_the_final_refit_the_contrast_waits_for_the_budget_to_be_spent(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    cfg = FeedbackConfig(
+        enabled=True, source="reward_model", rm_head="answer_sigmoid", queries_per_iter=3,
+        initial_queries=3, label_budget=9, rm_min_steps=1, rm_max_steps=1,
+        rm_refit_growth=100.0, rm_refit_epochs=1.0, rm_image_contrast=1.0,
+        rm_contrast_from="final_refit", rm_contrast_images=8, rm_contrast_min_images=4,
+        **TINY_RM,
+    )  # fmt: skip
+    state = RLHFState(cfg)
+    contrasted, remaining = [], []
+    for it in range(1, 5):
+        state.add_episodes(_samples(1, 8, seed0=10 * it), sigmoid_spec)
+        state.step(it)
+        published = state.latest(0)
+        assert published is not None
+        contrasted.append(bool(published.prompt_baseline))
+        remaining.append(state.stats()["labels_remaining"])
+    # The step that spends the budget brings the final refit, and the contrast with it.
+    spent = remaining.index(0)
+    assert spent > 0 and contrasted == [i >= spent for i in range(4)]
+    assert state.stats()["rm_final_refitted"] == 1
+
+
 def test_queries_rank_by_the_contrasted_rewards_only_when_asked(
     sigmoid_spec: RewardModelSpec,
 ) -> None:
@@ -187,6 +212,9 @@ def test_contrast_settings_are_checked() -> None:
     with pytest.raises(ValidationError, match="rm_contrast_queries"):
         FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_sigmoid",
                        rm_contrast_queries=True)
+    with pytest.raises(ValidationError, match="rm_contrast_from='final_refit' needs refits"):
+        FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_sigmoid",
+                       rm_image_contrast=1.0, rm_contrast_from="final_refit", label_budget=10)
     with pytest.raises(ValueError, match="min_images"):
         PromptBaseline.fit(RewardEnsemble(RewardModelSpec(16, 6, 2, VOCAB, {}), seed=0), [],
                            weight=1.0, min_images=0)
