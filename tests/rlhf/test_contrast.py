@@ -131,6 +131,36 @@ def test_greedy_answers_rank_the_contrasted_rewards(sigmoid_spec: RewardModelSpe
     assert report.accuracy == 1.0
 
 
+def test_reward_model_eval_reports_the_contrasted_and_the_plain_ceiling(tmp_path: Path) -> None:
+    from mmrlhf.envs import MyMultimodalEnv
+    from mmrlhf.feedback.rlhf import make_spec
+    from mmrlhf.feedback.samples import encode_response
+    from mmrlhf.trainers.reward_model import evaluate_reward_model
+
+    env_cfg = {"task": "vqa", "num_objects": 1, "question_types": ["color"], "image_size": 16}
+    env = MyMultimodalEnv(env_cfg)
+    cfg = FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_sigmoid", **TINY_RM)
+    spec = make_spec(cfg, image_size=16, prompt_len=env.cfg.max_text_len,
+                     vocab_size=env.tokenizer.vocab_size)  # fmt: skip
+    ens = RewardEnsemble(spec, seed=3)
+    pool = []
+    for ep in range(40):
+        obs, _ = env.reset(seed=ep)
+        info = env.step(0)[4]
+        response = encode_response(env.tokenizer, str(info["response"]), spec.response_len)
+        pool.append(EpisodeSample(str(ep), obs["image"], obs["text"], response, 0.0))
+    baseline = PromptBaseline.fit(ens, pool, weight=1.0, min_images=4)
+    assert baseline.active
+    save_reward_model(tmp_path / "rm", ens, prompt_baseline=baseline.to_state())
+    metrics = evaluate_reward_model(tmp_path / "rm", env_cfg, 10, greedy_episodes=12)
+    fresh = MyMultimodalEnv(env_cfg)
+    contrasted = greedy_answers(fresh, ens, episodes=12, baseline=baseline).to_dict()
+    plain = greedy_answers(fresh, ens, episodes=12).to_dict()
+    assert metrics["greedy"]["mean_rank"] == pytest.approx(contrasted["mean_rank"])
+    assert metrics["greedy_plain"]["mean_rank"] == pytest.approx(plain["mean_rank"])
+    assert contrasted["mean_rank"] != pytest.approx(plain["mean_rank"])
+
+
 def test_the_hub_publishes_a_baseline_once_the_pool_has_the_images(
     sigmoid_spec: RewardModelSpec,
 ) -> None:
