@@ -348,12 +348,6 @@ class FeedbackConfig(BaseModel):
         description="A prompt seen with fewer distinct images gets no contrast baseline (its "
         "reward stays plain).",
     )
-    rm_contrast_queries: bool = Field(
-        False,
-        description="Queries rank their candidates by the image-contrasted rewards too (the "
-        "model's bets are then the answers the image supports most, not the question's usual "
-        "answer); needs rm_image_contrast > 0.",
-    )
     rm_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for the RM hub actor.")
     rm_save_dir: str | None = Field(
         None, description="Save every published reward model here (latest overwrites)."
@@ -484,11 +478,6 @@ class FeedbackConfig(BaseModel):
                 f"rm_image_contrast > 0 ({self.rm_image_contrast}) subtracts per-word scores, "
                 f"which only an answer head has: rm_head one of {ANSWER_HEADS}, got "
                 f"rm_head={self.rm_head!r}"
-            )
-        if self.rm_contrast_queries and self.rm_image_contrast == 0:
-            raise ValueError(
-                "rm_contrast_queries ranks queries by the image-contrasted rewards, which "
-                "rm_image_contrast=0 turns off; set rm_image_contrast > 0"
             )
         if self.rm_contrast_from == "final_refit" and self.source == "reward_model" and (
             self.rm_refit_growth is None or self.label_budget is None

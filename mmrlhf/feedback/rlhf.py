@@ -276,8 +276,6 @@ class RLHFState:
 
     def _member_scores(self, samples: Sequence[EpisodeSample]) -> np.ndarray:
         assert self.trainer is not None
-        if self.config.rm_contrast_queries and self.baseline.active:
-            return contrasted_rewards(self.trainer.ensemble, samples, self.baseline).numpy()
         return self.trainer.rewards(samples).numpy()
 
     def label_round(self, iteration: int) -> int:

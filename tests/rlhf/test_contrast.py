@@ -211,37 +211,12 @@ def test_from_the_final_refit_the_contrast_waits_for_the_budget_to_be_spent(
     assert state.stats()["rm_final_refitted"] == 1
 
 
-def test_queries_rank_by_the_contrasted_rewards_only_when_asked(
-    sigmoid_spec: RewardModelSpec,
-) -> None:
-    base = dict(
-        enabled=True, source="reward_model", rm_head="answer_sigmoid", queries_per_iter=4,
-        rm_min_steps=1, rm_max_steps=1, rm_image_contrast=1.0, rm_contrast_images=8,
-        rm_contrast_min_images=4, **TINY_RM,
-    )  # fmt: skip
-    for contrast_queries in (False, True):
-        state = RLHFState(FeedbackConfig(**base, rm_contrast_queries=contrast_queries))
-        pool = _samples(1, 8, seed0=0)
-        state.add_episodes(pool, sigmoid_spec)
-        state.step(1)
-        assert state.baseline.active
-        assert state.trainer is not None
-        got = state._member_scores(pool[:3])
-        plain = state.trainer.rewards(pool[:3]).numpy()
-        contrasted = contrasted_rewards(state.trainer.ensemble, pool[:3], state.baseline).numpy()
-        np.testing.assert_allclose(got, contrasted if contrast_queries else plain, atol=1e-6)
-        assert np.abs(contrasted - plain).max() > 1e-4
-
-
 def test_contrast_settings_are_checked() -> None:
     with pytest.raises(ValidationError, match="rm_image_contrast.*answer head"):
         FeedbackConfig(enabled=True, source="reward_model", rm_image_contrast=1.0)
     with pytest.raises(ValidationError, match="rm_contrast_min_images"):
         FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_sigmoid",
                        rm_image_contrast=1.0, rm_contrast_images=4, rm_contrast_min_images=8)
-    with pytest.raises(ValidationError, match="rm_contrast_queries"):
-        FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_sigmoid",
-                       rm_contrast_queries=True)
     with pytest.raises(ValidationError, match="rm_contrast_from='final_refit' needs refits"):
         FeedbackConfig(enabled=True, source="reward_model", rm_head="answer_sigmoid",
                        rm_image_contrast=1.0, rm_contrast_from="final_refit", label_budget=10)
