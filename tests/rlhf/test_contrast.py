@@ -35,6 +35,14 @@ def _samples(prompt: int, n: int, seed0: int, response: int = 3) -> list[Episode
                         response=response, seed=seed0 + i) for i in range(n)]  # fmt: skip
 
 
+def _hub_config(**overrides: object) -> FeedbackConfig:
+    """A tiny sigmoid-head hub with the contrast on, one training step per publication."""
+    return FeedbackConfig(
+        enabled=True, source="reward_model", rm_head="answer_sigmoid", rm_min_steps=1,
+        rm_max_steps=1, rm_image_contrast=1.0, rm_contrast_images=8, **TINY_RM, **overrides,
+    )  # fmt: skip
+
+
 def test_the_baseline_is_each_prompts_mean_over_its_distinct_images(
     sigmoid_spec: RewardModelSpec,
 ) -> None:
@@ -164,12 +172,7 @@ def test_reward_model_eval_reports_the_contrasted_and_the_plain_ceiling(tmp_path
 def test_the_hub_publishes_a_baseline_once_the_pool_has_the_images(
     sigmoid_spec: RewardModelSpec,
 ) -> None:
-    cfg = FeedbackConfig(
-        enabled=True, source="reward_model", rm_head="answer_sigmoid", queries_per_iter=4,
-        rm_min_steps=1, rm_max_steps=1, rm_image_contrast=1.0, rm_contrast_images=8,
-        rm_contrast_min_images=6, **TINY_RM,
-    )  # fmt: skip
-    state = RLHFState(cfg)
+    state = RLHFState(_hub_config(queries_per_iter=4, rm_contrast_min_images=6))
     state.add_episodes(_samples(1, 4, seed0=0), sigmoid_spec)
     state.step(1)
     first = state.latest(0)
@@ -189,14 +192,10 @@ def test_the_hub_publishes_a_baseline_once_the_pool_has_the_images(
 def test_from_the_final_refit_the_contrast_waits_for_the_budget_to_be_spent(
     sigmoid_spec: RewardModelSpec,
 ) -> None:
-    cfg = FeedbackConfig(
-        enabled=True, source="reward_model", rm_head="answer_sigmoid", queries_per_iter=3,
-        initial_queries=3, label_budget=9, rm_min_steps=1, rm_max_steps=1,
-        rm_refit_growth=100.0, rm_refit_epochs=1.0, rm_image_contrast=1.0,
-        rm_contrast_from="final_refit", rm_contrast_images=8, rm_contrast_min_images=4,
-        **TINY_RM,
-    )  # fmt: skip
-    state = RLHFState(cfg)
+    state = RLHFState(_hub_config(
+        queries_per_iter=3, initial_queries=3, label_budget=9, rm_refit_growth=100.0,
+        rm_refit_epochs=1.0, rm_contrast_from="final_refit", rm_contrast_min_images=4,
+    ))  # fmt: skip
     contrasted, remaining = [], []
     for it in range(1, 5):
         state.add_episodes(_samples(1, 8, seed0=10 * it), sigmoid_spec)
