@@ -286,7 +286,10 @@ def stop_job(address: str, job_id: str) -> bool:
     url = normalize_address(address)
     client = _client(url)
     with _translate_errors(url, job_id):
-        stopped = bool(client.stop_job(job_id))
+        # Ray answers True while the job's supervisor actor is still being torn down, which
+        # outlives the STOPPED status by a moment; a job whose status has ended is not stopped.
+        ended = _status_str(client.get_job_status(job_id)) in TERMINAL_STATUSES
+        stopped = False if ended else bool(client.stop_job(job_id))
     logger.info("stop %s on %s: %s", job_id, url, "requested" if stopped else "already ended")
     return stopped
 
