@@ -126,8 +126,14 @@ class PromptBaseline:
         if not state:
             return cls()
         table = state.get("table") or {}
-        assert isinstance(table, Mapping)
-        return cls(weight=float(state.get("weight", 0.0)), table=dict(table))  # type: ignore[arg-type]
+        if not isinstance(table, Mapping):
+            raise ValueError(
+                f"a prompt baseline's table maps prompt keys to tensors, got {type(table).__name__}"
+            )
+        weight = state.get("weight", 0.0)
+        if not isinstance(weight, int | float):
+            raise ValueError(f"a prompt baseline's weight is a number, got {weight!r}")
+        return cls(weight=float(weight), table=dict(table))
 
 
 @torch.inference_mode()

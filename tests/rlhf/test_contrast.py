@@ -113,6 +113,8 @@ def test_checkpoints_and_published_models_carry_the_baseline(
     assert loaded.weight == 1.0 and loaded.active
     torch.testing.assert_close(loaded.table[pool[0].prompt_key], baseline.table[pool[0].prompt_key])
     assert not load_prompt_baseline(tmp_path / "without").active
+    with pytest.raises(ValueError, match="table maps prompt keys"):
+        PromptBaseline.from_state({"weight": 1.0, "table": [1, 2]})
 
     scorer = RewardScorer(clip=50.0, prior_count=1)
     scorer.load(PublishedRewardModel(1, sigmoid_spec.to_dict(), ens.weights(),
