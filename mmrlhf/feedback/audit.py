@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mmrlhf.envs import MyMultimodalEnv
-from mmrlhf.feedback.contrast import PromptBaseline, contrasted_rewards
+from mmrlhf.feedback.contrast import PromptBaseline
 from mmrlhf.feedback.reward_model import RewardEnsemble
 from mmrlhf.feedback.samples import EpisodeSample, encode_response, stack_samples
 
@@ -219,11 +219,9 @@ def greedy_answers(
                 encode_response(env.tokenizer, text, response_len), float(info["score"]),
             ))  # fmt: skip
         samples = list(answers.values())
-        if baseline is not None and baseline.active:
-            rewards = contrasted_rewards(ensemble, samples, baseline)
-            std, mean = torch.std_mean(rewards, dim=0, unbiased=False)
-        else:
-            mean, std = ensemble.predict(stack_samples(samples))
+        minus = None if baseline is None else baseline.amounts(samples)
+        batch = stack_samples(samples)
+        mean, std = ensemble.predict(batch) if minus is None else ensemble.predict(batch, minus)
         # The ground truth is the answer that scores 1; other answers may score in between.
         right = int(np.argmax([s.score for s in samples]))
         if samples[right].score < 1.0:

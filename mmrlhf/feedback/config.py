@@ -479,14 +479,8 @@ class FeedbackConfig(BaseModel):
                 f"which only an answer head has: rm_head one of {ANSWER_HEADS}, got "
                 f"rm_head={self.rm_head!r}"
             )
-        if self.rm_contrast_from == "final_refit" and self.source == "reward_model" and (
-            self.rm_refit_growth is None or self.label_budget is None
-        ):
-            raise ValueError(
-                f"rm_contrast_from='final_refit' needs refits (rm_refit_growth > 1, got "
-                f"{self.rm_refit_growth}) and a label_budget (got {self.label_budget}): the "
-                f"final refit comes when the budget is spent, and without both it never does"
-            )
+        if self.rm_contrast_from == "final_refit":
+            self._check_final_refit_comes("rm_contrast_from")
         if self.rm_contrast_min_images > self.rm_contrast_images:
             raise ValueError(
                 f"rm_contrast_min_images ({self.rm_contrast_min_images}) must be at most "
@@ -522,15 +516,18 @@ class FeedbackConfig(BaseModel):
                     "defaults (nothing to switch to); set rm_winner_softmax=true or "
                     "rm_winners='judged_good', or rm_winner_term_from='start'"
                 )
-            # Only a reward model refits (an RLHF config's oracle run has no budget).
-            no_refit = self.rm_refit_growth is None or self.label_budget is None
-            if self.source == "reward_model" and no_refit:
-                raise ValueError(
-                    f"rm_winner_term_from='final_refit' needs refits (rm_refit_growth > 1, got "
-                    f"{self.rm_refit_growth}) and a label_budget (got {self.label_budget}): the "
-                    f"final refit comes when the budget is spent, and without both it never does"
-                )
+            self._check_final_refit_comes("rm_winner_term_from")
         return self
+
+    def _check_final_refit_comes(self, option: str) -> None:
+        # Only a reward model refits (an RLHF config's oracle run has no budget).
+        no_refit = self.rm_refit_growth is None or self.label_budget is None
+        if self.source == "reward_model" and no_refit:
+            raise ValueError(
+                f"{option}='final_refit' needs refits (rm_refit_growth > 1, got "
+                f"{self.rm_refit_growth}) and a label_budget (got {self.label_budget}): the "
+                f"final refit comes when the budget is spent, and without both it never does"
+            )
 
     @field_validator("rm_cnn_channels")
     @classmethod

@@ -20,8 +20,10 @@ docs/architecture.md): the greedy ceiling on held-out pairs rose from 0.55 / 0.4
 
 `PromptBaseline.fit` computes the table from the hub's recent episodes (each prompt needs at
 least `min_images` distinct images, so a prompt seen with one image, as in a caption dataset,
-gets no baseline rather than a reward of zero); `contrasted_rewards` applies it. Each member
-has its own baseline, so the ensemble's spread stays a spread of contrasted rewards.
+gets no baseline rather than a reward of zero). A reward is linear in the per-word scores, so
+applying it needs no second pass through the model: `PromptBaseline.amounts` is what each
+member's plain reward loses (`RewardEnsemble.predict(minus=...)`, `contrasted_rewards`). Each
+member has its own baseline, so the ensemble's spread stays a spread of contrasted rewards.
 """
 
 from __future__ import annotations
@@ -104,16 +106,20 @@ class PromptBaseline:
             start += len(group)
         return cls(weight=weight, table=table)
 
-    def offsets(self, samples: Sequence[EpisodeSample], members: int, vocab: int) -> torch.Tensor:
-        """(members, B, vocab) amounts to subtract from each sample's per-word scores (zeros for
-        a prompt without a baseline)."""
-        out = torch.zeros(members, len(samples), vocab)
+    def amounts(self, samples: Sequence[EpisodeSample]) -> torch.Tensor | None:
+        """(members, B) what each member's reward for each sample loses: `weight` times the
+        mean of the prompt's baseline over the response's tokens, pads skipped as the reward
+        skips them (zero for a prompt without a baseline); None when nothing is subtracted."""
         if not self.active:
-            return out
+            return None
+        members = next(iter(self.table.values())).shape[0]
+        out = torch.zeros(members, len(samples))
+        response = stack_samples(samples).response.long()
+        weights = token_weights(response)  # (B, R)
         for i, sample in enumerate(samples):
             base = self.table.get(sample.prompt_key)
             if base is not None:
-                out[:, i] = self.weight * base
+                out[:, i] = self.weight * (base[:, response[i]] * weights[i]).sum(-1)
         return out
 
     def to_state(self) -> dict[str, object]:
@@ -157,15 +163,20 @@ def ensemble_per_word(ensemble: RewardEnsemble, samples: Sequence[EpisodeSample]
 def contrasted_rewards(
     ensemble: RewardEnsemble, samples: Sequence[EpisodeSample], baseline: PromptBaseline
 ) -> torch.Tensor:
-    """Every member's rewards (members, B) with `baseline` subtracted (answer heads; an
-    inactive baseline subtracts nothing)."""
-    per_word = ensemble_per_word(ensemble, samples)
-    members, batch, vocab = per_word.shape
-    per_word = per_word - baseline.offsets(samples, members, vocab)
-    response = stack_samples(samples).response.long()
-    weights = token_weights(response).to(per_word.dtype)  # (B, R)
-    picked = per_word.gather(2, response.unsqueeze(0).expand(members, batch, -1))
-    return (picked * weights).sum(-1)
+    """Every member's rewards (members, B) with `baseline` subtracted (the plain rewards for
+    an inactive one), in eval mode. A reward is linear in the per-word scores, so this is the
+    plain forward pass minus `baseline.amounts`."""
+    was_training = ensemble.training
+    ensemble.eval()
+    try:
+        rewards = torch.cat([
+            ensemble(stack_samples(samples[start : start + SCORE_BATCH]))
+            for start in range(0, len(samples), SCORE_BATCH)
+        ], dim=1)  # fmt: skip
+    finally:
+        ensemble.train(was_training)
+    minus = baseline.amounts(samples)
+    return rewards if minus is None else rewards - minus
 
 
 def load_prompt_baseline(path: str | Path) -> PromptBaseline:

@@ -235,9 +235,12 @@ class RewardEnsemble(nn.Module):
         return torch.stack([m(batch.image, batch.prompt, batch.response) for m in self.members])
 
     @torch.inference_mode()
-    def predict(self, batch: SampleTensors) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self, batch: SampleTensors, minus: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Ensemble mean (B,) and standard deviation across members (B,), without gradients,
-        in eval mode."""
+        in eval mode; `minus` (N, B) is taken off each member's rewards first (the prompt
+        baseline of `feedback.contrast`)."""
         if self.training:  # switching modes walks every submodule: only when needed
             self.eval()
             try:
@@ -246,6 +249,8 @@ class RewardEnsemble(nn.Module):
                 self.train()
         else:
             scores = self(batch)
+        if minus is not None:
+            scores = scores - minus
         std, mean = torch.std_mean(scores, dim=0, unbiased=False)
         return mean, std
 
@@ -282,12 +287,10 @@ def save_reward_model(
         "norm": [float(norm[0]), float(norm[1])],
         **dict(extra or {}),
     }
-    if prompt_baseline:
-        table = prompt_baseline.get("table") or {}
-        meta["image_contrast"] = float(prompt_baseline.get("weight", 0.0))
-        meta["contrast_prompts"] = len(table)
     data = {"meta": meta, "state_dict": ensemble.weights()}
     if prompt_baseline:
+        meta["image_contrast"] = float(prompt_baseline.get("weight", 0.0))
+        meta["contrast_prompts"] = len(prompt_baseline.get("table") or {})
         data["prompt_baseline"] = dict(prompt_baseline)
     torch.save(data, out / CHECKPOINT_FILE)
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2))

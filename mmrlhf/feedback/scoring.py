@@ -18,9 +18,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-import torch
-
-from mmrlhf.feedback.contrast import PromptBaseline, contrasted_rewards
+from mmrlhf.feedback.contrast import PromptBaseline
 from mmrlhf.feedback.novelty import judgement_key, novelty_bonus
 from mmrlhf.feedback.reward_model import PublishedRewardModel, RewardEnsemble
 from mmrlhf.feedback.samples import EpisodeSample, stack_samples
@@ -118,12 +116,9 @@ class RewardScorer:
         """
         if self.ensemble is None:
             raise RuntimeError("no reward model loaded yet; check `ready` first")
-        if self.baseline.active:
-            std, mean = torch.std_mean(
-                contrasted_rewards(self.ensemble, [sample], self.baseline), dim=0, unbiased=False
-            )
-        else:
-            mean, std = self.ensemble.predict(stack_samples([sample]))
+        mean, std = self.ensemble.predict(
+            stack_samples([sample]), minus=self.baseline.amounts([sample])
+        )
         raw = float(mean[0])
         self.stats.update(raw)
         return self.stats.normalize(raw, self.clip) + self.bonus(sample), raw, float(std[0])
