@@ -26,6 +26,7 @@ QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
+QueryChallengerScenes = Literal["random", "unexplained"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -252,6 +253,20 @@ class FeedbackConfig(BaseModel):
         "showed it right, or after this many labelled episodes without one; with none left "
         "in the pool, challengers are chosen as with query_challengers=any. 0 = every "
         "answer stays in the rotation.",
+    )  # fmt: skip
+    query_challenger_scenes: QueryChallengerScenes = Field(
+        "random",
+        description="Floor challengers with a give-up: random = a prompt is drawn first and "
+        "its least-judged floor draw challenges; unexplained = the least-judged answer in the "
+        "whole pool, at the floor draw whose scene the answers shown right so far fit least "
+        "(an answer the labels have not shown right is likelier right there; needs an answer "
+        "head, feedback.queries.novel_queries).",
+    )
+    query_confirmations: int = Field(
+        1, ge=1,
+        description="Floor challengers with a give-up: an answer leaves the rotation once "
+        "labels have shown it right this many times; after the first, the give-up no longer "
+        "applies to it (feedback.queries.novel_queries).",
     )  # fmt: skip
     query_partner_novelty: float = Field(
         0.0, ge=0.0,
@@ -492,6 +507,16 @@ class FeedbackConfig(BaseModel):
                 f"rm_head one of {ANSWER_HEADS} (they read a reward as log P(right)), got "
                 f"rm_head={self.rm_head!r}"
             )
+        if self.query_challenger_scenes == "unexplained":
+            self._check_floor_rotation("query_challenger_scenes='unexplained'")
+            if self.rm_head not in ANSWER_HEADS:
+                raise ValueError(
+                    "query_challenger_scenes='unexplained' scores the known answers from "
+                    f"per-word scores, which only an answer head has: rm_head one of "
+                    f"{ANSWER_HEADS}, got rm_head={self.rm_head!r}"
+                )
+        if self.query_confirmations > 1:
+            self._check_floor_rotation(f"query_confirmations={self.query_confirmations}")
         if self.query_partner_novelty > 0 and self.query_mode != "novel":
             raise ValueError(
                 f"query_partner_novelty ({self.query_partner_novelty}) weighs the partners of "
@@ -518,6 +543,19 @@ class FeedbackConfig(BaseModel):
                 )
             self._check_final_refit_comes("rm_winner_term_from")
         return self
+
+    def _check_floor_rotation(self, option: str) -> None:
+        # Floor challengers that leave as they settle (feedback.queries.novel_queries).
+        rotating = (
+            self.query_mode == "novel" and self.query_challengers == "floor"
+            and self.query_give_up > 0
+        )  # fmt: skip
+        if not rotating:
+            raise ValueError(
+                f"{option} acts on the floor challengers' rotation: it needs "
+                "query_mode='novel', query_challengers='floor' and query_give_up > 0, got "
+                f"{self.query_mode!r}, {self.query_challengers!r}, {self.query_give_up}"
+            )
 
     def _check_final_refit_comes(self, option: str) -> None:
         # Only a reward model refits (an RLHF config's oracle run has no budget).

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mmrlhf.feedback.reward_model import CHECKPOINT_FILE, RewardEnsemble, token_weights
@@ -157,6 +158,28 @@ def ensemble_per_word(ensemble: RewardEnsemble, samples: Sequence[EpisodeSample]
     finally:
         ensemble.train(was_training)
     return torch.cat(parts, dim=1)
+
+
+@torch.inference_mode()
+def known_answer_fit(
+    ensemble: RewardEnsemble, samples: Sequence[EpisodeSample], responses: Sequence[np.ndarray]
+) -> np.ndarray:
+    """How well the best of `responses` (token ids, one (R,) array each) other than a sample's
+    own response answers its scene (B,): the highest ensemble-mean reward among them, from
+    one pass of per-word scores (answer heads only); 0 for a sample whose own response is
+    the only one. A scene where every other known answer scores low is one its own answer
+    is likely right for (`feedback.queries.novel_queries`, `scene_fit`)."""
+    if not responses:
+        raise ValueError("known_answer_fit needs at least one response")
+    if not samples:
+        return np.zeros(0)
+    per_word = ensemble_per_word(ensemble, samples).mean(dim=0)  # (B, V)
+    known = torch.as_tensor(np.stack(responses)).long()  # (K, R)
+    rewards = (per_word[:, known] * token_weights(known)).sum(-1)  # (B, K)
+    own = torch.as_tensor(np.stack([s.response_ids for s in samples])).long()  # (B, R)
+    rewards[(own[:, None, :] == known[None, :, :]).all(-1)] = -torch.inf
+    best = rewards.max(dim=1).values
+    return torch.where(torch.isinf(best), 0.0, best).numpy()
 
 
 @torch.inference_mode()

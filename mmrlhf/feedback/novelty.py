@@ -33,6 +33,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from mmrlhf.feedback.preferences import RLHFLabel, judged_good
 from mmrlhf.feedback.samples import EpisodeSample
 
@@ -64,6 +66,9 @@ class JudgedCounts:
         self.counts: Counter[str] = Counter()
         self.shown_right: Counter[str] = Counter()
         self.by_prompt: Counter[tuple[str, str]] = Counter()
+        # One response's token ids per key shown right: what scores a scene against the
+        # answers the labels know (feedback.queries.novel_queries, scene_fit).
+        self.right_responses: dict[str, np.ndarray] = {}
 
     def add(self, labels: Iterable[RLHFLabel], samples: Mapping[str, EpisodeSample]) -> None:
         """Count each episode every label names.
@@ -79,7 +84,9 @@ class JudgedCounts:
                 self.counts[judgement_key(samples[episode])] += 1
                 self.by_prompt[prompt_answer_key(samples[episode])] += 1
         for episode in judged_good(labels):
-            self.shown_right[judgement_key(samples[episode])] += 1
+            key = judgement_key(samples[episode])
+            self.shown_right[key] += 1
+            self.right_responses.setdefault(key, samples[episode].response_ids)
 
     def snapshot(self) -> dict[str, int]:
         """A plain copy, to publish."""

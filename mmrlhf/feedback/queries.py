@@ -54,6 +54,8 @@ QUERY_RANKS: tuple[str, ...] = get_args(QueryRank)
 QUERY_CHALLENGERS: tuple[str, ...] = get_args(QueryChallengers)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
+# How well the answers shown right so far explain each sample's scene: an array (B,).
+SceneFitFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,8 @@ def select_queries(
     give_up: int = 0,
     partner_novelty: float = 0.0,
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
+    scene_fit: SceneFitFn | None = None,
+    confirmations: int = 1,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -243,6 +247,10 @@ def select_queries(
         partner_novelty: Novel mode: weight of the partners' novelty (see `novel_queries`).
         judged_by_prompt: Novel mode: labelled episodes per (prompt, response) key
             (`novelty.prompt_answer_key`).
+        scene_fit: Novel mode, floor challengers with a give-up: how well the answers shown
+            right explain each sample's scene (see `novel_queries`); None = scenes at random.
+        confirmations: Novel mode, floor challengers with a give-up: labels showing an
+            answer right before it leaves the rotation (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -253,7 +261,8 @@ def select_queries(
             samples, n, k=k, rng=rng, score_fn=score_fn, judged=judged or {},
             novelty=novelty, exclude=exclude, challengers=challengers,
             shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
-            judged_by_prompt=judged_by_prompt,
+            judged_by_prompt=judged_by_prompt, scene_fit=scene_fit,
+            confirmations=confirmations,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -326,6 +335,8 @@ def novel_queries(
     give_up: int = 0,
     partner_novelty: float = 0.0,
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
+    scene_fit: SceneFitFn | None = None,
+    confirmations: int = 1,
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -360,8 +371,19 @@ def novel_queries(
     With `give_up` > 0 an answer stays among the floor challengers only until a label has
     shown it right (`shown_right`) or `give_up` labelled episodes have given it without one:
     an answer that is never right (on vqa, 18 of 28) otherwise takes as many labels as one
-    that is. Once no floor draw in the pool has an answer left, challengers are chosen as
-    with `challengers="any"`.
+    that is. With `confirmations` = m > 1 an answer shown right stays until m labels have
+    shown it right (the give-up no longer applies to it): an answer shown right once is
+    barely taught, and the partners, the model's bets, rarely give it. Once no floor draw in
+    the pool has an answer left, challengers are chosen as with `challengers="any"`.
+
+    With `scene_fit` as well, the challenger is chosen from the whole pool, not from a
+    prompt drawn first: the least-judged open answer, at the floor draw whose scene the
+    answers already shown right explain least (`scene_fit`, lowest first; its prompt then
+    supplies the partners). A floor draw is right only as often as its answer is right on a
+    random scene (on vqa a colour about 1 in 12), so with 24 tries a colour was never shown
+    right in about one run of two, and the labels then never taught it. Where a scene's
+    known answers all score low, its answer is likely one the labels have not shown right
+    yet: a question about an orange object, once the other five colours are known.
 
     With `partner_novelty` > 0 the partners are the episodes with the highest
 
@@ -391,9 +413,15 @@ def novel_queries(
     # Floor challengers with a give-up: answers leave the rotation as they settle.
     rotating = challengers == "floor" and give_up > 0
 
+    if confirmations < 1:
+        raise ValueError(f"confirmations must be >= 1, got {confirmations}")
+
     def open_answer(sample: EpisodeSample) -> bool:
         key = judgement_key(sample)
-        return not rotating or (right.get(key, 0) == 0 and counts.get(key, 0) < give_up)
+        shown = right.get(key, 0)
+        return not rotating or (
+            shown < confirmations and (shown > 0 or counts.get(key, 0) < give_up)
+        )
 
     eligible = {
         i for idx in groups.values() for i in idx
@@ -402,6 +430,16 @@ def novel_queries(
     if rotating and not eligible:  # every answer settled: the model's challengers
         challengers, rotating = "any", False
         eligible = {i for idx in groups.values() for i in idx}
+    fit: dict[int, float] = {}
+    if rotating and scene_fit is not None:
+        order = sorted(eligible)
+        values = np.asarray(scene_fit([samples[i] for i in order]), dtype=float)
+        if values.shape != (len(order),):
+            raise ValueError(
+                f"scene_fit must return one value per sample, shape ({len(order)},), "
+                f"got {values.shape}"
+            )
+        fit = dict(zip(order, values.tolist(), strict=True))
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:
@@ -412,16 +450,28 @@ def novel_queries(
         ]  # fmt: skip
         if not ready:
             break
-        sizes = np.array([len(free[g]) for g in ready], dtype=float)
-        members = free[ready[int(rng.choice(len(ready), p=sizes / sizes.sum()))]]
+        if fit:  # the challenger first, from the whole pool; its prompt gives the partners
+            open_prompts = set(ready)
+            picked = _least_explained(
+                [i for i in eligible if i not in used and samples[i].prompt_key in open_prompts],
+                samples, counts, fit, rng,
+            )  # fmt: skip
+            members = free[samples[picked].prompt_key]
+            keep = [picked]
+        else:
+            sizes = np.array([len(free[g]) for g in ready], dtype=float)
+            members = free[ready[int(rng.choice(len(ready), p=sizes / sizes.sum()))]]
+            keep = [i for i in members if i in eligible]
         if len(members) > scan:
-            members = _scan(members, scan, rng, keep=[i for i in members if i in eligible])
+            members = _scan(members, scan, rng, keep=keep)
         scores = np.asarray(score_fn([samples[i] for i in members]))
         bounds = scores.mean(axis=0) + scores.std(axis=0)
         spread = float(bounds.std())
         z = (bounds - bounds.mean()) / spread if spread > 0 else np.zeros_like(bounds)
         seen = np.array([counts.get(judgement_key(samples[i]), 0) for i in members], dtype=float)
-        if challengers == "any":
+        if fit:
+            value = np.where(np.asarray(members) == picked, 0.0, -np.inf)
+        elif challengers == "any":
             value = np.minimum(z, 0.0) + novelty / np.sqrt(1.0 + seen)
         else:  # the model does not choose among the floor's draws; ties go at random
             value = novelty / np.sqrt(1.0 + seen) + 1e-9 * rng.random(len(members))
@@ -446,10 +496,25 @@ def novel_queries(
             partnered.update(prompt_answer_key(samples[members[c]]) for c in chosen[1:])
         key = judgement_key(samples[members[challenger]])
         counts[key] = counts.get(key, 0) + 1
-        if rotating and counts[key] >= give_up:
+        if rotating and not open_answer(samples[members[challenger]]):
             eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
     return out
+
+
+def _least_explained(
+    candidates: list[int],
+    samples: Sequence[EpisodeSample],
+    counts: Mapping[str, int],
+    fit: Mapping[int, float],
+    rng: np.random.Generator,
+) -> int:
+    """The candidate whose answer the labels have judged least and, among those, whose scene
+    the known answers fit least (`fit`, lowest first; ties at random)."""
+    seen = np.array([counts.get(judgement_key(samples[i]), 0) for i in candidates], dtype=float)
+    values = np.array([fit[i] for i in candidates]) + 1e-9 * rng.random(len(candidates))
+    values[seen > seen.min()] = np.inf
+    return candidates[int(np.argmin(values))]
 
 
 def _scan(members: list[int], scan: int, rng: np.random.Generator, keep: list[int]) -> list[int]:

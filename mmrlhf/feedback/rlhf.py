@@ -39,7 +39,7 @@ import numpy as np
 
 from mmrlhf.feedback.budget import LabelBudget
 from mmrlhf.feedback.config import FeedbackConfig
-from mmrlhf.feedback.contrast import PromptBaseline, load_prompt_baseline
+from mmrlhf.feedback.contrast import PromptBaseline, known_answer_fit, load_prompt_baseline
 from mmrlhf.feedback.human import HumanLabelBridge
 from mmrlhf.feedback.label_log import LabelLog
 from mmrlhf.feedback.novelty import JudgedCounts
@@ -278,6 +278,15 @@ class RLHFState:
         assert self.trainer is not None
         return self.trainer.rewards(samples).numpy()
 
+    def _scene_fit(self, samples: Sequence[EpisodeSample]) -> np.ndarray:
+        """How well the answers shown right so far answer each sample's scene (B,); all equal
+        while none is known."""
+        assert self.trainer is not None
+        known = list(self.judged.right_responses.values())
+        if not known:
+            return np.zeros(len(samples))
+        return known_answer_fit(self.trainer.ensemble, samples, known)
+
     def label_round(self, iteration: int) -> int:
         """Ask the simulated rater the queries owed at `iteration`; return labels accepted."""
         if self.trainer is None:
@@ -312,6 +321,10 @@ class RLHFState:
             give_up=self.config.query_give_up,
             partner_novelty=self.config.query_partner_novelty,
             judged_by_prompt=self.judged.by_prompt,
+            scene_fit=(
+                self._scene_fit if self.config.query_challenger_scenes == "unexplained" else None
+            ),
+            confirmations=self.config.query_confirmations,
         )
         labels: list[RLHFLabel] = []
         for query in queries:
