@@ -260,7 +260,8 @@ class FeedbackConfig(BaseModel):
         "its least-judged floor draw challenges; unexplained = the least-judged answer in the "
         "whole pool, at the floor draw whose scene the answers shown right so far fit least "
         "(an answer the labels have not shown right is likelier right there; needs an answer "
-        "head, feedback.queries.novel_queries).",
+        "head, feedback.queries.novel_queries). On vqa it also sent words to questions of a "
+        "kind with no known answer yet, so rlhf_vqa.yaml keeps random.",
     )
     query_confirmations: int = Field(
         1, ge=1,
