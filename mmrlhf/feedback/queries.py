@@ -405,6 +405,8 @@ def novel_queries(
         raise ValueError(f"a query needs k >= 2 episodes, got {k}")
     if challengers not in QUERY_CHALLENGERS:
         raise ValueError(f"challengers must be one of {QUERY_CHALLENGERS}, got {challengers!r}")
+    if confirmations < 1:
+        raise ValueError(f"confirmations must be >= 1, got {confirmations}")
     groups: dict[str, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
@@ -415,9 +417,6 @@ def novel_queries(
     partnered = Counter(judged_by_prompt or {}) if partner_novelty > 0 else None
     # Floor challengers with a give-up: answers leave the rotation as they settle.
     rotating = challengers == "floor" and give_up > 0
-
-    if confirmations < 1:
-        raise ValueError(f"confirmations must be >= 1, got {confirmations}")
 
     def open_answer(sample: EpisodeSample) -> bool:
         key = judgement_key(sample)
@@ -471,15 +470,18 @@ def novel_queries(
         bounds = scores.mean(axis=0) + scores.std(axis=0)
         spread = float(bounds.std())
         z = (bounds - bounds.mean()) / spread if spread > 0 else np.zeros_like(bounds)
-        seen = np.array([counts.get(judgement_key(samples[i]), 0) for i in members], dtype=float)
         if fit:
-            value = np.where(np.asarray(members) == picked, 0.0, -np.inf)
-        elif challengers == "any":
-            value = np.minimum(z, 0.0) + novelty / np.sqrt(1.0 + seen)
-        else:  # the model does not choose among the floor's draws; ties go at random
-            value = novelty / np.sqrt(1.0 + seen) + 1e-9 * rng.random(len(members))
-        value[[i not in eligible for i in members]] = -np.inf
-        challenger = int(np.argmax(value))
+            challenger = members.index(picked)
+        else:
+            seen = np.array(
+                [counts.get(judgement_key(samples[i]), 0) for i in members], dtype=float
+            )
+            if challengers == "any":
+                value = np.minimum(z, 0.0) + novelty / np.sqrt(1.0 + seen)
+            else:  # the model does not choose among the floor's draws; ties go at random
+                value = novelty / np.sqrt(1.0 + seen) + 1e-9 * rng.random(len(members))
+            value[[i not in eligible for i in members]] = -np.inf
+            challenger = int(np.argmax(value))
         chosen = [challenger]
         bets = z
         if partnered is not None:

@@ -39,7 +39,12 @@ import numpy as np
 
 from mmrlhf.feedback.budget import LabelBudget
 from mmrlhf.feedback.config import FeedbackConfig
-from mmrlhf.feedback.contrast import PromptBaseline, known_answer_fit, load_prompt_baseline
+from mmrlhf.feedback.contrast import (
+    PromptBaseline,
+    contrasted_rewards,
+    known_answer_fit,
+    load_prompt_baseline,
+)
 from mmrlhf.feedback.human import HumanLabelBridge
 from mmrlhf.feedback.label_log import LabelLog
 from mmrlhf.feedback.novelty import JudgedCounts
@@ -437,9 +442,7 @@ class RLHFState:
                 recent = self.pool.samples()[-NORM_SAMPLES:]
             norm = (0.0, 1.0)
             if recent:
-                rewards = self.trainer.rewards(recent)
-                minus = self.baseline.amounts(recent)
-                mean = (rewards if minus is None else rewards - minus).mean(dim=0)
+                mean = contrasted_rewards(self.trainer.ensemble, recent, self.baseline).mean(dim=0)
                 norm = (float(mean.mean()), max(float(mean.std(unbiased=False)), 1e-3))
         self.published = PublishedRewardModel(
             version=self.version + 1,
