@@ -269,6 +269,13 @@ class FeedbackConfig(BaseModel):
         "labels have shown it right this many times; after the first, the give-up no longer "
         "applies to it (feedback.queries.novel_queries).",
     )  # fmt: skip
+    query_give_up_rounds: int = Field(
+        1, ge=1,
+        description="Floor challengers with a give-up: > 1 = once every answer of the pool's "
+        "floor draws has settled, the answers never shown right come back for another "
+        "query_give_up labelled episodes, up to this many rounds in all (later tries meet a "
+        "reward model that explains more scenes; feedback.queries.novel_queries).",
+    )  # fmt: skip
     query_partner_novelty: float = Field(
         0.0, ge=0.0,
         description="Novel mode: > 0 = partners are the model's bets plus this / sqrt(1 + r), "
@@ -518,6 +525,8 @@ class FeedbackConfig(BaseModel):
                 )
         if self.query_confirmations > 1:
             self._check_floor_rotation(f"query_confirmations={self.query_confirmations}")
+        if self.query_give_up_rounds > 1:
+            self._check_floor_rotation(f"query_give_up_rounds={self.query_give_up_rounds}")
         if self.query_partner_novelty > 0 and self.query_mode != "novel":
             raise ValueError(
                 f"query_partner_novelty ({self.query_partner_novelty}) weighs the partners of "

@@ -219,6 +219,7 @@ def select_queries(
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
     scene_fit: SceneFitFn | None = None,
     confirmations: int = 1,
+    give_up_rounds: int = 1,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -251,6 +252,8 @@ def select_queries(
             right explain each sample's scene (see `novel_queries`); None = scenes at random.
         confirmations: Novel mode, floor challengers with a give-up: labels showing an
             answer right before it leaves the rotation (see `novel_queries`).
+        give_up_rounds: Novel mode, floor challengers with a give-up: rounds of the
+            rotation (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -262,7 +265,7 @@ def select_queries(
             novelty=novelty, exclude=exclude, challengers=challengers,
             shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
             judged_by_prompt=judged_by_prompt, scene_fit=scene_fit,
-            confirmations=confirmations,
+            confirmations=confirmations, give_up_rounds=give_up_rounds,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -337,6 +340,7 @@ def novel_queries(
     judged_by_prompt: Mapping[tuple[str, str], int] | None = None,
     scene_fit: SceneFitFn | None = None,
     confirmations: int = 1,
+    give_up_rounds: int = 1,
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -376,6 +380,14 @@ def novel_queries(
     barely taught, and the partners, the model's bets, rarely give it. Once no floor draw in
     the pool has an answer left, challengers are chosen as with `challengers="any"`.
 
+    With `give_up_rounds` = r > 1 a give-up is not for good: once no floor draw in the pool
+    has an answer left, the answers never shown right come back for another `give_up`
+    labelled episodes each, up to r rounds (`rotation_give_up`). The first round's tries
+    come early, while the labels have shown few answers right; at unexplained scenes
+    (`scene_fit`) that sent words to questions of another kind (on vqa all 16 of purple's
+    tries came in the first 322 labels, 8 of them on shape questions), and later tries
+    meet a reward model that explains most scenes.
+
     With `scene_fit` as well, the challenger is chosen from the whole pool, not from a
     prompt drawn first: the least-judged open answer, at the floor draw whose scene the
     answers already shown right explain least (`scene_fit`, lowest first; its prompt then
@@ -407,6 +419,8 @@ def novel_queries(
         raise ValueError(f"challengers must be one of {QUERY_CHALLENGERS}, got {challengers!r}")
     if confirmations < 1:
         raise ValueError(f"confirmations must be >= 1, got {confirmations}")
+    if give_up_rounds < 1:
+        raise ValueError(f"give_up_rounds must be >= 1, got {give_up_rounds}")
     groups: dict[str, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         if sample.episode_id not in exclude:
@@ -417,13 +431,14 @@ def novel_queries(
     partnered = Counter(judged_by_prompt or {}) if partner_novelty > 0 else None
     # Floor challengers with a give-up: answers leave the rotation as they settle.
     rotating = challengers == "floor" and give_up > 0
+    limit = give_up
+    if rotating:
+        drawn = {judgement_key(samples[i]) for idx in groups.values() for i in idx
+                 if samples[i].floor_drawn}  # fmt: skip
+        limit = rotation_give_up(drawn, counts, right, give_up, give_up_rounds, confirmations)
 
     def open_answer(sample: EpisodeSample) -> bool:
-        key = judgement_key(sample)
-        shown = right.get(key, 0)
-        return not rotating or (
-            shown < confirmations and (shown > 0 or counts.get(key, 0) < give_up)
-        )
+        return not rotating or _open(judgement_key(sample), counts, right, limit, confirmations)
 
     eligible = {
         i for idx in groups.values() for i in idx
@@ -505,6 +520,32 @@ def novel_queries(
             eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
     return out
+
+
+def _open(
+    key: str, judged: Mapping[str, int], right: Mapping[str, int], limit: int, confirmations: int
+) -> bool:
+    # In the rotation: shown right too rarely, and (never shown right) judged under the limit.
+    shown = right.get(key, 0)
+    return shown < confirmations and (shown > 0 or judged.get(key, 0) < limit)
+
+
+def rotation_give_up(
+    keys: Collection[str],
+    judged: Mapping[str, int],
+    shown_right: Mapping[str, int],
+    give_up: int,
+    rounds: int,
+    confirmations: int = 1,
+) -> int:
+    """The give-up of the rotation's current round: round j (from 1) keeps an answer never
+    shown right until j * `give_up` labelled episodes gave it; the next round begins once
+    none of `keys` (the answers of the pool's floor draws) is open in this one. After the
+    last round, `rounds * give_up`."""
+    for j in range(1, rounds + 1):
+        if any(_open(key, judged, shown_right, j * give_up, confirmations) for key in keys):
+            return j * give_up
+    return rounds * give_up
 
 
 def _least_explained(

@@ -330,6 +330,7 @@ class RLHFState:
                 self._scene_fit if self.config.query_challenger_scenes == "unexplained" else None
             ),
             confirmations=self.config.query_confirmations,
+            give_up_rounds=self.config.query_give_up_rounds,
         )
         labels: list[RLHFLabel] = []
         for query in queries:

@@ -20,7 +20,7 @@ from mmrlhf.config import ExperimentConfig
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.novelty import JudgedCounts, judgement_key
 from mmrlhf.feedback.preferences import BinaryLabel, PreferenceLabel
-from mmrlhf.feedback.queries import novel_queries, select_queries
+from mmrlhf.feedback.queries import novel_queries, rotation_give_up, select_queries
 from mmrlhf.feedback.reward_model import RewardModelSpec
 from mmrlhf.feedback.rlhf import RLHFState
 from mmrlhf.feedback.samples import EpisodeSample
@@ -192,3 +192,50 @@ def test_floor_challengers_give_up_on_answers_and_leave_confirmed_ones() -> None
                             judged=judged, challengers="floor", shown_right=right,
                             give_up=2)  # fmt: skip
     assert [int(q[0].response_ids[0]) for q in queries] == [5]
+
+
+def test_given_up_answers_come_back_for_another_round() -> None:
+    """Answer 3 was shown right; 4 and 5 have used up a give-up of 2 without. With two
+    rounds they are floor challengers again until judged 4 times; then the rotation is over
+    and the model's challengers take over (the never-judged answer 6)."""
+    plain = [make_sample(f"g-{i}", seed=i, response=r) for i, r in enumerate([3, 4, 5, 6, 6])]
+    samples = _with_share(plain, {"g-0", "g-1", "g-2"})
+    keys = {r: judgement_key(plain[i]) for i, r in enumerate([3, 4, 5, 6])}
+    judged, right = {keys[3]: 1, keys[4]: 2, keys[5]: 3}, {keys[3]: 1}
+    zero = lambda b: np.zeros((1, len(b)))  # noqa: E731
+
+    def challengers(n: int, rounds: int) -> list[int]:
+        queries = novel_queries(samples, n, k=2, rng=np.random.default_rng(0), score_fn=zero,
+                                judged=judged, challengers="floor", shown_right=right,
+                                give_up=2, give_up_rounds=rounds)  # fmt: skip
+        return [int(q[0].response_ids[0]) for q in queries]
+
+    assert challengers(1, rounds=1) == [6]
+    assert challengers(1, rounds=2) == [4]  # the least judged of the two goes first
+    # Its one floor draw is used in the first query: 5 next, and then no floor draw is open.
+    assert challengers(3, rounds=2) == [4, 5]
+    judged[keys[4]] = judged[keys[5]] = 4  # the second round's tries used up
+    assert challengers(1, rounds=2) == [6]
+    assert challengers(1, rounds=3) == [4]
+    with pytest.raises(ValueError, match="give_up_rounds must be >= 1"):
+        challengers(1, rounds=0)
+
+
+def test_the_rotation_round_is_the_first_with_an_open_answer() -> None:
+    # a never shown right (judged 5), b shown right once (judged 9), c never judged
+    judged, right = {"a": 5, "b": 9}, {"b": 1}
+    assert rotation_give_up(["a"], judged, right, give_up=2, rounds=5) == 6  # round 3
+    assert rotation_give_up(["a"], judged, right, give_up=2, rounds=2) == 4  # the last round
+    assert rotation_give_up(["a", "c"], judged, right, give_up=2, rounds=5) == 2
+    assert rotation_give_up(["b"], judged, right, give_up=2, rounds=5) == 10  # settled
+    # with two confirmations wanted, b stays open in the first round
+    assert rotation_give_up(["b"], judged, right, give_up=2, rounds=5, confirmations=2) == 2
+
+
+def test_rounds_of_the_rotation_need_rotating_floor_challengers() -> None:
+    with pytest.raises(ValueError, match="query_give_up_rounds=2 acts on the floor"):
+        FeedbackConfig(enabled=True, source="reward_model", query_give_up_rounds=2)
+    rotating = FeedbackConfig(enabled=True, source="reward_model", query_mode="novel",
+                              query_challengers="floor", query_give_up=4,
+                              query_give_up_rounds=2)  # fmt: skip
+    assert rotating.query_give_up_rounds == 2
