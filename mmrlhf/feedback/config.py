@@ -26,7 +26,7 @@ QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
-QueryChallengerScenes = Literal["random", "unexplained"]
+QueryChallengerScenes = Literal["random", "unexplained", "unexplained_spread"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -261,7 +261,10 @@ class FeedbackConfig(BaseModel):
         "whole pool, at the floor draw whose scene the answers shown right so far fit least "
         "(an answer the labels have not shown right is likelier right there; needs an answer "
         "head, feedback.queries.novel_queries). On vqa it also sent words to questions of a "
-        "kind with no known answer yet, so rlhf_vqa.yaml keeps random.",
+        "kind with no known answer yet, so rlhf_vqa.yaml keeps random. unexplained_spread = "
+        "the same, with each scene's chance of an unknown answer divided by 1 + the labelled "
+        "episodes that gave this answer to this question: a word that failed at a question "
+        "is tried at others.",
     )
     query_confirmations: int = Field(
         1, ge=1,
@@ -515,11 +518,14 @@ class FeedbackConfig(BaseModel):
                 f"rm_head one of {ANSWER_HEADS} (they read a reward as log P(right)), got "
                 f"rm_head={self.rm_head!r}"
             )
-        if self.query_challenger_scenes == "unexplained":
-            self._check_floor_rotation("query_challenger_scenes='unexplained'")
+        if self.query_challenger_scenes != "random":
+            self._check_floor_rotation(
+                f"query_challenger_scenes={self.query_challenger_scenes!r}"
+            )
             if self.rm_head not in ANSWER_HEADS:
                 raise ValueError(
-                    "query_challenger_scenes='unexplained' scores the known answers from "
+                    f"query_challenger_scenes={self.query_challenger_scenes!r} scores the "
+                    "known answers from "
                     f"per-word scores, which only an answer head has: rm_head one of "
                     f"{ANSWER_HEADS}, got rm_head={self.rm_head!r}"
                 )

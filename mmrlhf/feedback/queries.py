@@ -220,6 +220,7 @@ def select_queries(
     scene_fit: SceneFitFn | None = None,
     confirmations: int = 1,
     give_up_rounds: int = 1,
+    spread_questions: bool = False,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -254,6 +255,8 @@ def select_queries(
             answer right before it leaves the rotation (see `novel_queries`).
         give_up_rounds: Novel mode, floor challengers with a give-up: rounds of the
             rotation (see `novel_queries`).
+        spread_questions: Novel mode, with `scene_fit`: spread an answer's tries over
+            questions (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -266,6 +269,7 @@ def select_queries(
             shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
             judged_by_prompt=judged_by_prompt, scene_fit=scene_fit,
             confirmations=confirmations, give_up_rounds=give_up_rounds,
+            spread_questions=spread_questions,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -341,6 +345,7 @@ def novel_queries(
     scene_fit: SceneFitFn | None = None,
     confirmations: int = 1,
     give_up_rounds: int = 1,
+    spread_questions: bool = False,
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -379,6 +384,19 @@ def novel_queries(
     shown it right (the give-up no longer applies to it): an answer shown right once is
     barely taught, and the partners, the model's bets, rarely give it. Once no floor draw in
     the pool has an answer left, challengers are chosen as with `challengers="any"`.
+
+    With `spread_questions` as well, `scene_fit` must be the probability that a known
+    answer is right, and the draw picked is the one with the highest
+
+        (1 - scene_fit) / (1 + t),
+
+    t the labelled episodes that gave its answer to its prompt (`judged_by_prompt`, this
+    round's challengers added): the chance that its scene's answer is unknown, discounted
+    where the answer has already failed at that question. A question the model explains
+    badly on every scene is unexplained on all of them, and the pool measure alone sent
+    one word there again and again (on vqa, yellow: 10 of 28 tries on "what color is the
+    square ?", which yellow never answers in the training split, and 11 on "what shape is
+    the orange object ?", a question about a colour no label had shown right).
 
     With `give_up_rounds` = r > 1 a give-up is not for good: once no floor draw in the pool
     has an answer left, the answers never shown right come back for another `give_up`
@@ -456,7 +474,14 @@ def novel_queries(
                 f"scene_fit must return one value per sample, shape ({len(order)},), "
                 f"got {values.shape}"
             )
+        if spread_questions and values.size and not (0 <= values.min() <= values.max() <= 1):
+            raise ValueError(
+                "with spread_questions, scene_fit must return probabilities in [0, 1], got "
+                f"values in [{values.min():.3g}, {values.max():.3g}]"
+            )
         fit = dict(zip(order, values.tolist(), strict=True))
+    # Labelled episodes per (prompt, answer), this round's challengers added.
+    tried = Counter(judged_by_prompt or {}) if spread_questions else None
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:
@@ -471,7 +496,7 @@ def novel_queries(
             open_prompts = set(ready)
             picked = _least_explained(
                 [i for i in eligible if i not in used and samples[i].prompt_key in open_prompts],
-                samples, counts, fit, rng,
+                samples, counts, fit, rng, tried,
             )  # fmt: skip
             members = free[samples[picked].prompt_key]
             keep = [picked]
@@ -516,6 +541,8 @@ def novel_queries(
             partnered.update(prompt_answer_key(samples[members[c]]) for c in chosen[1:])
         key = judgement_key(samples[members[challenger]])
         counts[key] = counts.get(key, 0) + 1
+        if tried is not None:
+            tried[prompt_answer_key(samples[members[challenger]])] += 1
         if rotating and not open_answer(samples[members[challenger]]):
             eligible -= {i for i in eligible if judgement_key(samples[i]) == key}
         out.append([samples[members[c]] for c in chosen])
@@ -554,11 +581,17 @@ def _least_explained(
     counts: Mapping[str, int],
     fit: Mapping[int, float],
     rng: np.random.Generator,
+    tried: Mapping[tuple[str, str], int] | None = None,
 ) -> int:
     """The candidate whose answer the labels have judged least and, among those, whose scene
-    the known answers fit least (`fit`, lowest first; ties at random)."""
+    the known answers fit least (`fit`, lowest first; ties at random); with `tried` (labelled
+    episodes per prompt and answer), the highest (1 - fit) / (1 + tried) instead."""
     seen = np.array([counts.get(judgement_key(samples[i]), 0) for i in candidates], dtype=float)
-    values = np.array([fit[i] for i in candidates]) + 1e-9 * rng.random(len(candidates))
+    values = np.array([fit[i] for i in candidates])
+    if tried is not None:
+        times = np.array([tried.get(prompt_answer_key(samples[i]), 0) for i in candidates])
+        values = -(1.0 - values) / (1.0 + times)
+    values = values + 1e-9 * rng.random(len(candidates))
     values[seen > seen.min()] = np.inf
     return candidates[int(np.argmin(values))]
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mmrlhf.feedback.budget import LabelBudget
 from mmrlhf.feedback.config import FeedbackConfig
@@ -284,13 +285,14 @@ class RLHFState:
         return self.trainer.rewards(samples).numpy()
 
     def _scene_fit(self, samples: Sequence[EpisodeSample]) -> np.ndarray:
-        """How well the answers shown right so far answer each sample's scene (B,); all equal
-        while none is known."""
+        """The probability (B,) that the best of the answers shown right so far is right on
+        each sample's scene; 0 while none is known."""
         assert self.trainer is not None
         known = list(self.judged.right_responses.values())
         if not known:
             return np.zeros(len(samples))
-        return known_answer_fit(self.trainer.ensemble, samples, known)
+        fit = torch.as_tensor(known_answer_fit(self.trainer.ensemble, samples, known))
+        return self.trainer.ensemble.members[0].log_prob_right(fit).exp().numpy()
 
     def label_round(self, iteration: int) -> int:
         """Ask the simulated rater the queries owed at `iteration`; return labels accepted."""
@@ -327,10 +329,11 @@ class RLHFState:
             partner_novelty=self.config.query_partner_novelty,
             judged_by_prompt=self.judged.by_prompt,
             scene_fit=(
-                self._scene_fit if self.config.query_challenger_scenes == "unexplained" else None
+                self._scene_fit if self.config.query_challenger_scenes != "random" else None
             ),
             confirmations=self.config.query_confirmations,
             give_up_rounds=self.config.query_give_up_rounds,
+            spread_questions=self.config.query_challenger_scenes == "unexplained_spread",
         )
         labels: list[RLHFLabel] = []
         for query in queries:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.contrast import known_answer_fit
-from mmrlhf.feedback.novelty import JudgedCounts, judgement_key
+from mmrlhf.feedback.novelty import JudgedCounts, judgement_key, prompt_answer_key
 from mmrlhf.feedback.preferences import PreferenceLabel
 from mmrlhf.feedback.queries import SceneFitFn, novel_queries, select_queries
 from mmrlhf.feedback.reward_model import RewardEnsemble, RewardModelSpec
@@ -85,6 +85,32 @@ def test_the_challenger_is_the_least_judged_answer_where_the_known_answers_fit_l
     assert [s.episode_id for s in picked[0]] == ["five2-0", "own2-4"]
     with pytest.raises(ValueError, match=r"scene_fit must return one value per sample"):
         ask(1, scene_fit=lambda batch: np.zeros(len(batch) + 1))
+
+
+def test_spread_questions_discount_scenes_of_questions_where_the_answer_failed() -> None:
+    """Answer 5 has failed three times at prompt 1: its scenes there count a quarter of their
+    chance of an unknown answer, so prompt 2's better explained scene goes first."""
+    pool = _pool()
+    by_id = {s.episode_id: s for s in pool}
+    keys = {int(s.response_ids[0]): judgement_key(s) for s in pool}
+    fit, _ = _fit_table({"five1-0": 0.1, "five1-1": 0.3, "five2-0": 0.6, "five2-1": 0.8,
+                         "six": 0.0})  # fmt: skip
+    zero = lambda b: np.zeros((1, len(b)))  # noqa: E731
+
+    def ask(n: int, spread: bool, scene_fit: SceneFitFn = fit) -> list[str]:
+        queries = novel_queries(pool, n, k=2, rng=np.random.default_rng(0), score_fn=zero,
+                                judged={keys[5]: 0, keys[6]: 4}, challengers="floor",
+                                give_up=10, scene_fit=scene_fit, spread_questions=spread,
+                                judged_by_prompt={prompt_answer_key(by_id["five1-0"]): 3})
+        return [q[0].episode_id for q in queries]  # fmt: skip
+
+    assert ask(1, spread=False) == ["five1-0"]  # the least explained scene
+    # 0.9 / 4 and 0.7 / 4 at prompt 1 against 0.4 and 0.2 at prompt 2; each pick counts as a
+    # try at its prompt (prompt 2's other scene: 0.2 / 2), and once 5 is judged as often as 6,
+    # 6's scene (nothing known fits it: 1 / 1) goes first.
+    assert ask(5, spread=True) == ["five2-0", "five1-0", "five1-1", "five2-1", "six"]
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        ask(1, spread=True, scene_fit=lambda batch: np.full(len(batch), 1.5))
 
 
 def test_an_answer_stays_in_the_rotation_until_shown_right_often_enough() -> None:
@@ -163,10 +189,12 @@ def _hub_config(**overrides: object) -> FeedbackConfig:
     return FeedbackConfig(enabled=True, source="reward_model", **{**settings, **overrides})
 
 
+@pytest.mark.parametrize("scenes", ["unexplained", "unexplained_spread"])
 def test_the_hub_scores_scenes_by_the_answers_its_labels_showed_right(
-    sigmoid_spec: RewardModelSpec,
+    sigmoid_spec: RewardModelSpec, scenes: str
 ) -> None:
-    state = RLHFState(_hub_config(queries_per_iter=2, initial_queries=2))
+    state = RLHFState(_hub_config(queries_per_iter=2, initial_queries=2,
+                                  query_challenger_scenes=scenes))  # fmt: skip
     state.add_episodes(_pool(), sigmoid_spec)
     samples = state.pool.samples()
     np.testing.assert_array_equal(state._scene_fit(samples), np.zeros(len(samples)))
@@ -176,8 +204,9 @@ def test_the_hub_scores_scenes_by_the_answers_its_labels_showed_right(
                      {s.episode_id: s for s in samples})  # fmt: skip
     assert state.trainer is not None
     known = list(state.judged.right_responses.values())
-    np.testing.assert_allclose(state._scene_fit(samples),
-                               known_answer_fit(state.trainer.ensemble, samples, known))
+    # the sigmoid head's fit as a probability: P(right) = sigmoid(log-odds)
+    fit = known_answer_fit(state.trainer.ensemble, samples, known)
+    np.testing.assert_allclose(state._scene_fit(samples), 1 / (1 + np.exp(-fit)), rtol=1e-6)
     assert state.label_round(2) > 0  # novel, floor challengers at unexplained scenes
 
 
@@ -186,6 +215,8 @@ def test_unexplained_scenes_need_rotating_floor_challengers_and_an_answer_head()
         _hub_config(query_give_up=0)
     with pytest.raises(ValidationError, match="only an answer head has"):
         _hub_config(rm_head="compare")
+    with pytest.raises(ValidationError, match="'unexplained_spread' acts on the floor"):
+        _hub_config(query_challenger_scenes="unexplained_spread", query_give_up=0)
     with pytest.raises(ValidationError, match="query_challenger_scenes"):
         _hub_config(query_challenger_scenes="worst")
     with pytest.raises(ValidationError, match="query_confirmations=3 acts on the floor"):
