@@ -54,7 +54,8 @@ QUERY_RANKS: tuple[str, ...] = get_args(QueryRank)
 QUERY_CHALLENGERS: tuple[str, ...] = get_args(QueryChallengers)
 # Member rewards for a list of samples: an array (N members, B samples).
 ScoreFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
-# How well the answers shown right so far explain each sample's scene: an array (B,).
+# How well the answers shown right so far explain each sample's scene: an array (B,), higher
+# = better (the hub gives the probability that the best of them is right).
 SceneFitFn = Callable[[Sequence[EpisodeSample]], np.ndarray]
 
 
