@@ -26,7 +26,7 @@ QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
-QueryChallengerScenes = Literal["random", "unexplained", "unexplained_spread"]
+QueryChallengerScenes = Literal["random", "unexplained", "unexplained_spread", "unexplained_kinds"]
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -264,7 +264,9 @@ class FeedbackConfig(BaseModel):
         "kind with no known answer yet, so rlhf_vqa.yaml keeps random. unexplained_spread = "
         "the same, with each scene's chance of an unknown answer divided by 1 + the labelled "
         "episodes that gave this answer to this question: a word that failed at a question "
-        "is tried at others.",
+        "is tried at others. unexplained_kinds = unexplained_spread, trying first the "
+        "questions whose known answers fill the same slot of the questions' wording as the "
+        "answer (a colour for colour questions; feedback.kinds).",
     )
     query_confirmations: int = Field(
         1, ge=1,

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from mmrlhf.feedback.kinds import answer_word
 from mmrlhf.feedback.preferences import RLHFLabel, judged_good
 from mmrlhf.feedback.samples import EpisodeSample
 
@@ -69,6 +70,8 @@ class JudgedCounts:
         # One response's token ids per key shown right: what scores a scene against the
         # answers the labels know (feedback.queries.novel_queries, scene_fit).
         self.right_responses: dict[str, np.ndarray] = {}
+        # Prompt key -> one-word answers shown right for it (feedback.kinds).
+        self.right_words: dict[str, set[int]] = {}
 
     def add(self, labels: Iterable[RLHFLabel], samples: Mapping[str, EpisodeSample]) -> None:
         """Count each episode every label names.
@@ -87,6 +90,9 @@ class JudgedCounts:
             key = judgement_key(samples[episode])
             self.shown_right[key] += 1
             self.right_responses.setdefault(key, samples[episode].response_ids)
+            word = answer_word(samples[episode])
+            if word is not None:
+                self.right_words.setdefault(samples[episode].prompt_key, set()).add(word)
 
     def snapshot(self) -> dict[str, int]:
         """A plain copy, to publish."""

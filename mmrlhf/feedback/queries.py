@@ -43,6 +43,7 @@ from typing import get_args
 import numpy as np
 
 from mmrlhf.feedback.config import QueryChallengers, QueryGroup, QueryMode, QueryRank
+from mmrlhf.feedback.kinds import kind_tiers, wording_kin
 from mmrlhf.feedback.novelty import judgement_key, prompt_answer_key
 from mmrlhf.feedback.samples import EpisodeSample
 
@@ -222,6 +223,7 @@ def select_queries(
     confirmations: int = 1,
     give_up_rounds: int = 1,
     spread_questions: bool = False,
+    right_words: Mapping[str, Collection[int]] | None = None,
 ) -> list[list[EpisodeSample]]:
     """Pick `n` queries of `k` episodes from `samples`.
 
@@ -258,6 +260,8 @@ def select_queries(
             rotation (see `novel_queries`).
         spread_questions: Novel mode, with `scene_fit`: spread an answer's tries over
             questions (see `novel_queries`).
+        right_words: Novel mode, with `spread_questions`: one-word answers shown right per
+            prompt key, to place answers by their kind (see `novel_queries`).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"query mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -270,7 +274,7 @@ def select_queries(
             shown_right=shown_right, give_up=give_up, partner_novelty=partner_novelty,
             judged_by_prompt=judged_by_prompt, scene_fit=scene_fit,
             confirmations=confirmations, give_up_rounds=give_up_rounds,
-            spread_questions=spread_questions,
+            spread_questions=spread_questions, right_words=right_words,
         )  # fmt: skip
     if mode == "random" or score_fn is None:
         chosen = candidate_queries(
@@ -347,6 +351,7 @@ def novel_queries(
     confirmations: int = 1,
     give_up_rounds: int = 1,
     spread_questions: bool = False,
+    right_words: Mapping[str, Collection[int]] | None = None,
 ) -> list[list[EpisodeSample]]:
     """Up to `n` challenger queries (see the module docstring), each of one prompt's episodes.
 
@@ -398,6 +403,12 @@ def novel_queries(
     one word there again and again (on vqa, yellow: 10 of 28 tries on "what color is the
     square ?", which yellow never answers in the training split, and 11 on "what shape is
     the orange object ?", a question about a colour no label had shown right).
+
+    With `right_words` as well (one-word answers shown right per prompt key), questions
+    are tried by tier first (`kinds.kind_tiers`): those whose known answers fill the same
+    slot of the questions' wording as the challenger's answer (`kinds.wording_kin`: a
+    colour for the colour questions), then those with nothing known, then those whose
+    known answers are of another kind.
 
     With `give_up_rounds` = r > 1 a give-up is not for good: once no floor draw in the pool
     has an answer left, the answers never shown right come back for another `give_up`
@@ -483,6 +494,12 @@ def novel_queries(
         fit = dict(zip(order, values.tolist(), strict=True))
     # Labelled episodes per (prompt, answer), this round's challengers added.
     tried = Counter(judged_by_prompt or {}) if spread_questions else None
+    tiers: dict[int, int] | None = None
+    if fit and tried is not None and right_words is not None:
+        kin = wording_kin(s.prompt_ids for s in samples)
+        order = sorted(fit)
+        tiers = dict(zip(order, kind_tiers([samples[i] for i in order], right_words, kin)
+                         .tolist(), strict=True))  # fmt: skip
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:
@@ -497,7 +514,7 @@ def novel_queries(
             open_prompts = set(ready)
             picked = _least_explained(
                 [i for i in eligible if i not in used and samples[i].prompt_key in open_prompts],
-                samples, counts, fit, rng, tried,
+                samples, counts, fit, rng, tried, tiers,
             )  # fmt: skip
             members = free[samples[picked].prompt_key]
             keep = [picked]
@@ -583,15 +600,19 @@ def _least_explained(
     fit: Mapping[int, float],
     rng: np.random.Generator,
     tried: Mapping[tuple[str, str], int] | None = None,
+    tiers: Mapping[int, int] | None = None,
 ) -> int:
     """The candidate whose answer the labels have judged least and, among those, whose scene
     the known answers fit least (`fit`, lowest first; ties at random); with `tried` (labelled
-    episodes per prompt and answer), the highest (1 - fit) / (1 + tried) instead."""
+    episodes per prompt and answer), the highest (1 - fit) / (1 + tried) instead, and with
+    `tiers` (`kinds.kind_tiers`) the lowest tier first."""
     seen = np.array([counts.get(judgement_key(samples[i]), 0) for i in candidates], dtype=float)
     values = np.array([fit[i] for i in candidates])
     if tried is not None:
         times = np.array([tried.get(prompt_answer_key(samples[i]), 0) for i in candidates])
-        values = -(1.0 - values) / (1.0 + times)
+        values = -(1.0 - values) / (1.0 + times)  # in [-1, 0]
+    if tiers is not None:
+        values = values + 2.0 * np.array([tiers[i] for i in candidates])
     values = values + 1e-9 * rng.random(len(candidates))
     values[seen > seen.min()] = np.inf
     return candidates[int(np.argmin(values))]

@@ -310,6 +310,7 @@ class RLHFState:
         if n <= 0:
             return 0
         mode = self.config.query_mode if self.trainer.labels else "random"
+        scenes = self.config.query_challenger_scenes
         queries = select_queries(
             candidates,
             n,
@@ -329,11 +330,12 @@ class RLHFState:
             partner_novelty=self.config.query_partner_novelty,
             judged_by_prompt=self.judged.by_prompt,
             scene_fit=(
-                self._scene_fit if self.config.query_challenger_scenes != "random" else None
+                self._scene_fit if scenes != "random" else None
             ),
             confirmations=self.config.query_confirmations,
             give_up_rounds=self.config.query_give_up_rounds,
-            spread_questions=self.config.query_challenger_scenes == "unexplained_spread",
+            spread_questions=scenes in ("unexplained_spread", "unexplained_kinds"),
+            right_words=self.judged.right_words if scenes == "unexplained_kinds" else None,
         )
         labels: list[RLHFLabel] = []
         for query in queries:

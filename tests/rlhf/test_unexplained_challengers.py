@@ -189,7 +189,7 @@ def _hub_config(**overrides: object) -> FeedbackConfig:
     return FeedbackConfig(enabled=True, source="reward_model", **{**settings, **overrides})
 
 
-@pytest.mark.parametrize("scenes", ["unexplained", "unexplained_spread"])
+@pytest.mark.parametrize("scenes", ["unexplained", "unexplained_spread", "unexplained_kinds"])
 def test_the_hub_scores_scenes_by_the_answers_its_labels_showed_right(
     sigmoid_spec: RewardModelSpec, scenes: str
 ) -> None:
