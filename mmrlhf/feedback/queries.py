@@ -495,11 +495,12 @@ def novel_queries(
     # Labelled episodes per (prompt, answer), this round's challengers added.
     tried = Counter(judged_by_prompt or {}) if spread_questions else None
     tiers: dict[int, int] | None = None
-    if fit and tried is not None and right_words is not None:
-        kin = wording_kin(s.prompt_ids for s in samples)
+    if fit and spread_questions and right_words is not None:
+        # One wording per prompt: the pool holds thousands of episodes of a few questions.
+        kin = wording_kin({s.prompt_key: s.prompt_ids for s in samples}.values())
         order = sorted(fit)
-        tiers = dict(zip(order, kind_tiers([samples[i] for i in order], right_words, kin)
-                         .tolist(), strict=True))  # fmt: skip
+        levels = kind_tiers([samples[i] for i in order], right_words, kin)
+        tiers = dict(zip(order, levels.tolist(), strict=True))
     used: set[int] = set()
     out: list[list[EpisodeSample]] = []
     while len(out) < n:
