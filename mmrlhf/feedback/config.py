@@ -26,7 +26,11 @@ QueryMode = Literal["random", "active", "optimistic", "novel"]
 QueryGroup = Literal["scene", "prompt", "none"]  # finest first
 QueryRank = Literal["group", "pool"]
 QueryChallengers = Literal["any", "floor"]
-QueryChallengerScenes = Literal["random", "unexplained", "unexplained_spread", "unexplained_kinds"]
+QueryChallengerScenes = Literal[
+    "random", "unexplained", "unexplained_spread", "unexplained_kinds", "kinds"
+]
+# The scene rules that score scenes with the reward model's per-word answers.
+SCENE_FIT_RULES = ("unexplained", "unexplained_spread", "unexplained_kinds")
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).
@@ -266,7 +270,9 @@ class FeedbackConfig(BaseModel):
         "episodes that gave this answer to this question: a word that failed at a question "
         "is tried at others. unexplained_kinds = unexplained_spread, trying first the "
         "questions whose known answers fill the same slot of the questions' wording as the "
-        "answer (a colour for colour questions; feedback.kinds).",
+        "answer (a colour for colour questions; feedback.kinds). kinds = the same tiers and "
+        "spread at random scenes, without the reward model: a draw is right as often as its "
+        "answer is right at its question, however wrong the model's picture of the scenes.",
     )
     query_confirmations: int = Field(
         1, ge=1,
@@ -524,7 +530,9 @@ class FeedbackConfig(BaseModel):
             self._check_floor_rotation(
                 f"query_challenger_scenes={self.query_challenger_scenes!r}"
             )
-            if self.rm_head not in ANSWER_HEADS:
+            if self.query_challenger_scenes in SCENE_FIT_RULES and (
+                self.rm_head not in ANSWER_HEADS
+            ):
                 raise ValueError(
                     f"query_challenger_scenes={self.query_challenger_scenes!r} scores the "
                     "known answers from "

@@ -404,6 +404,11 @@ def novel_queries(
     square ?", which yellow never answers in the training split, and 11 on "what shape is
     the orange object ?", a question about a colour no label had shown right).
 
+    With `spread_questions` and no `scene_fit`, every scene counts as unexplained (fit 0):
+    the draw picked is the one whose answer failed least at its question, ties at random.
+    A floor draw's scene is then a random scene of its question, right as often as its
+    answer is right there, however wrong the reward model's picture of the scenes.
+
     With `right_words` as well (one-word answers shown right per prompt key), questions
     are tried by tier first (`kinds.kind_tiers`): those whose known answers fill the same
     slot of the questions' wording as the challenger's answer (`kinds.wording_kin`: a
@@ -418,17 +423,17 @@ def novel_queries(
     tries came in the first 322 labels, 8 of them on shape questions), and later tries
     meet a reward model that explains most scenes.
 
-    With `scene_fit` as well, the challenger is chosen from the whole pool, not from a
-    prompt drawn first: the least-judged open answer, at the floor draw whose scene the
-    answers already shown right explain least (`scene_fit`, lowest first; its prompt then
-    supplies the partners). A floor draw is right only as often as its answer is right on a
-    random scene (on vqa a colour about 1 in 12), so with 24 tries a colour was never shown
-    right in about one run of two, and the labels then never taught it. Where a scene's
-    known answers all score low, its answer is likely one the labels have not shown right
-    yet: a question about an orange object, once the other five colours are known. But a
-    question of a kind with no known answer yet is unexplained on every scene, so early on
-    a shape word went to colour questions (23 of triangle's 24 tries in one vqa run;
-    docs/architecture.md, "Challengers where the known answers do not fit").
+    With `scene_fit` (or `spread_questions`) as well, the challenger is chosen from the
+    whole pool, not from a prompt drawn first: the least-judged open answer, at the floor
+    draw whose scene the answers already shown right explain least (`scene_fit`, lowest
+    first; its prompt then supplies the partners). A floor draw is right only as often as
+    its answer is right on a random scene (on vqa a colour about 1 in 12), so with 24 tries
+    a colour was never shown right in about one run of two, and the labels then never taught
+    it. Where a scene's known answers all score low, its answer is likely one the labels
+    have not shown right yet: a question about an orange object, once the other five colours
+    are known. But a question of a kind with no known answer yet is unexplained on every
+    scene, so early on a shape word went to colour questions (23 of triangle's 24 tries in
+    one vqa run; docs/architecture.md, "Challengers where the known answers do not fit").
 
     With `partner_novelty` > 0 the partners are the episodes with the highest
 
@@ -478,9 +483,12 @@ def novel_queries(
         challengers, rotating = "any", False
         eligible = {i for idx in groups.values() for i in idx}
     fit: dict[int, float] = {}
-    if rotating and scene_fit is not None:
+    if rotating and (scene_fit is not None or spread_questions):
         order = sorted(eligible)
-        values = np.asarray(scene_fit([samples[i] for i in order]), dtype=float)
+        if scene_fit is None:  # no model of the scenes: any may hold an unknown answer
+            values = np.zeros(len(order))
+        else:
+            values = np.asarray(scene_fit([samples[i] for i in order]), dtype=float)
         if values.shape != (len(order),):
             raise ValueError(
                 f"scene_fit must return one value per sample, shape ({len(order)},), "

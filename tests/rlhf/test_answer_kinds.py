@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
+from pydantic import ValidationError
 
 from mmrlhf.envs.config import EnvConfig
 from mmrlhf.envs.env import MyMultimodalEnv
@@ -120,6 +122,51 @@ def test_kinds_send_an_open_colour_to_colour_questions() -> None:
 
     assert challenger(None) == "green@blue"
     assert challenger(right) == "green@circle"
+
+
+def test_kinds_without_a_scene_model_spread_an_open_colour_over_the_colour_questions() -> None:
+    """Green is open, with two floor draws at each colour question and one at a shape
+    question; no scene fit. By kind, all four tries go to the colour questions, two each (a
+    question where green just failed waits); by the spread alone, the shape question is one
+    of the first three."""
+    pool = [
+        _episode(f"green@{name}-{j}", color_question(shape), GREEN, floor=True, seed=10 * j + i)
+        for i, (name, shape) in enumerate((("circle", CIRCLE), ("square", SQUARE)))
+        for j in range(2)
+    ]  # fmt: skip
+    pool += [_episode("green@blue", shape_question(BLUE), GREEN, floor=True, seed=50)]
+    pool += [
+        _episode(f"{name}-partner{j}", prompt, answer, seed=60 + 10 * j + answer)
+        for name, prompt, answer in (("circle", color_question(CIRCLE), RED),
+                                     ("square", color_question(SQUARE), BLUE),
+                                     ("blue", shape_question(BLUE), SQUARE))
+        for j in range(2)
+    ]  # fmt: skip
+    # wording only: red and green fill the colour slot too
+    pool += [_episode(f"w{c}", shape_question(c), CIRCLE, seed=90 + c) for c in (RED, GREEN)]
+    right = {pool[5].prompt_key: {RED}, pool[7].prompt_key: {BLUE}, pool[9].prompt_key: {SQUARE}}
+
+    def questions(n: int, right_words: dict[str, set[int]] | None, seed: int) -> list[str]:
+        queries = novel_queries(
+            pool, n, k=2, rng=np.random.default_rng(seed),
+            score_fn=lambda b: np.zeros((1, len(b))), judged={}, challengers="floor",
+            give_up=10, spread_questions=True, right_words=right_words,
+        )  # fmt: skip
+        return [q[0].episode_id.split("-")[0] for q in queries]
+
+    for seed in range(5):
+        by_kind = questions(4, right, seed)
+        assert sorted(by_kind[:2]) == sorted(by_kind[2:]) == ["green@circle", "green@square"]
+        assert "green@blue" in questions(3, None, seed)
+
+
+def test_kinds_place_challengers_without_an_answer_head() -> None:
+    config = FeedbackConfig(enabled=True, source="reward_model", rm_head="compare",
+                            query_mode="novel", query_challengers="floor", query_give_up=4,
+                            query_challenger_scenes="kinds")  # fmt: skip
+    assert config.query_challenger_scenes == "kinds"
+    with pytest.raises(ValidationError, match="'kinds' acts on the floor"):
+        FeedbackConfig(enabled=True, source="reward_model", query_challenger_scenes="kinds")
 
 
 def test_unexplained_kinds_is_a_scene_rule_of_the_rotation() -> None:

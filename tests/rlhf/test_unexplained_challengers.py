@@ -210,6 +210,21 @@ def test_the_hub_scores_scenes_by_the_answers_its_labels_showed_right(
     assert state.label_round(2) > 0  # novel, floor challengers at unexplained scenes
 
 
+def test_the_hub_places_challengers_by_kind_without_scoring_scenes(
+    sigmoid_spec: RewardModelSpec,
+) -> None:
+    state = RLHFState(_hub_config(queries_per_iter=2, initial_queries=2,
+                                  query_challenger_scenes="kinds"))  # fmt: skip
+    state.add_episodes(_pool(), sigmoid_spec)
+    state.step(1)
+
+    def no_scene_model(batch: list[EpisodeSample]) -> np.ndarray:
+        raise AssertionError("kinds must not score scenes")
+
+    state._scene_fit = no_scene_model  # type: ignore[method-assign]
+    assert state.label_round(2) > 0
+
+
 def test_unexplained_scenes_need_rotating_floor_challengers_and_an_answer_head() -> None:
     with pytest.raises(ValidationError, match="needs query_mode='novel'.*query_give_up > 0"):
         _hub_config(query_give_up=0)
