@@ -285,7 +285,9 @@ class FeedbackConfig(BaseModel):
         description="Floor challengers with a give-up: > 1 = once every answer of the pool's "
         "floor draws has settled, the answers never shown right come back for another "
         "query_give_up labelled episodes, up to this many rounds in all (later tries meet a "
-        "reward model that explains more scenes; feedback.queries.novel_queries).",
+        "reward model that explains more scenes; feedback.queries.novel_queries). With "
+        "query_challenger_scenes kinds or unexplained_kinds, only answers whose kin (words "
+        "filling the same slot of the questions' wording) were shown right come back.",
     )  # fmt: skip
     query_partner_novelty: float = Field(
         0.0, ge=0.0,

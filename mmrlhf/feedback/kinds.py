@@ -47,6 +47,17 @@ def answer_word(sample: EpisodeSample) -> int | None:
     return int(tokens[0]) if len(tokens) == 1 else None
 
 
+def known_words(right_words: Mapping[str, Collection[int]]) -> set[int]:
+    """Every one-word answer shown right, whatever the question."""
+    return set().union(*right_words.values()) if right_words else set()
+
+
+def of_known_kind(word: int | None, known: Collection[int], kin: Mapping[int, Collection[int]]
+                  ) -> bool:  # fmt: skip
+    """Whether some kin of `word` is among `known`: its kind answers some question."""
+    return word is not None and any(mate in known for mate in kin.get(word, ()))
+
+
 def kind_tiers(
     candidates: Sequence[EpisodeSample],
     right_words: Mapping[str, Collection[int]],
@@ -60,14 +71,13 @@ def kind_tiers(
         right_words: Prompt key -> one-word answers the labels showed right for it.
         kin: `wording_kin` of the questions.
     """
-    known = set().union(*right_words.values()) if right_words else set()
+    known = known_words(right_words)
     tiers = np.full(len(candidates), UNKNOWN, dtype=np.int64)
     for i, sample in enumerate(candidates):
         word = answer_word(sample)
-        mates = kin.get(word, frozenset()) if word is not None else frozenset()
-        if not known.intersection(mates):
+        if not of_known_kind(word, known, kin):
             continue  # nothing known of its kind: no evidence where it belongs
         here = right_words.get(sample.prompt_key, ())
         if here:
-            tiers[i] = KIN if mates.intersection(here) else OTHER_KIND
+            tiers[i] = KIN if of_known_kind(word, here, kin) else OTHER_KIND
     return tiers

@@ -13,7 +13,7 @@ from mmrlhf.envs.config import EnvConfig
 from mmrlhf.envs.env import MyMultimodalEnv
 from mmrlhf.feedback.config import FeedbackConfig
 from mmrlhf.feedback.kinds import KIN, OTHER_KIND, UNKNOWN, kind_tiers, wording_kin
-from mmrlhf.feedback.novelty import JudgedCounts
+from mmrlhf.feedback.novelty import JudgedCounts, judgement_key
 from mmrlhf.feedback.preferences import PreferenceLabel
 from mmrlhf.feedback.queries import novel_queries
 from mmrlhf.feedback.samples import EpisodeSample
@@ -158,6 +158,32 @@ def test_kinds_without_a_scene_model_spread_an_open_colour_over_the_colour_quest
         by_kind = questions(4, right, seed)
         assert sorted(by_kind[:2]) == sorted(by_kind[2:]) == ["green@circle", "green@square"]
         assert "green@blue" in questions(3, None, seed)
+
+
+def test_later_rounds_bring_back_only_answers_of_a_known_kind() -> None:
+    """Green (kin of red, shown right) and word 9 (no kin) each failed once, the first
+    round's give-up: the second round brings back green, not word 9."""
+    pool = [  # the partners first: with no model, the bets go in pool order
+        *(_episode(f"red{j}", color_question(CIRCLE), RED, seed=3 + j) for j in range(2)),
+        _episode("green", color_question(CIRCLE), GREEN, floor=True, seed=1),
+        _episode("nine", color_question(CIRCLE), 9, floor=True, seed=2),
+        _episode("w", shape_question(GREEN), CIRCLE, seed=9),  # wording: green is red's kin
+        _episode("w2", shape_question(RED), SQUARE, seed=10),
+    ]
+    keys = {s.episode_id: judgement_key(s) for s in pool}
+    right = {pool[0].prompt_key: {RED}}
+
+    def challengers(right_words: dict[str, set[int]] | None) -> list[str]:
+        queries = novel_queries(
+            pool, 2, k=2, rng=np.random.default_rng(0),
+            score_fn=lambda b: np.zeros((1, len(b))), judged={keys["green"]: 1, keys["nine"]: 1},
+            challengers="floor", give_up=1, give_up_rounds=2, spread_questions=True,
+            shown_right={keys["red0"]: 1}, right_words=right_words,
+        )  # fmt: skip
+        return sorted(q[0].episode_id for q in queries)
+
+    assert challengers(right) == ["green"]
+    assert challengers(None) == ["green", "nine"]  # no kinds: every answer comes back
 
 
 def test_kinds_place_challengers_without_an_answer_head() -> None:

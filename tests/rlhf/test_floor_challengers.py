@@ -230,6 +230,12 @@ def test_the_rotation_round_is_the_first_with_an_open_answer() -> None:
     assert rotation_give_up(["b"], judged, right, give_up=2, rounds=5) == 10  # settled
     # with two confirmations wanted, b stays open in the first round
     assert rotation_give_up(["b"], judged, right, give_up=2, rounds=5, confirmations=2) == 2
+    # after the first round only the returning answers count: a is not, c never began
+    assert rotation_give_up(["a", "c"], judged, right, give_up=2, rounds=5, returning=["c"]) == 2
+    assert rotation_give_up(["a", "d"], {**judged, "d": 2}, right, give_up=2, rounds=5,
+                            returning=["d"]) == 4  # fmt: skip
+    assert rotation_give_up(["a", "d"], {**judged, "d": 2}, right, give_up=2, rounds=5,
+                            returning=[]) == 10  # fmt: skip
 
 
 def test_rounds_of_the_rotation_need_rotating_floor_challengers() -> None:
