@@ -265,7 +265,7 @@ class FeedbackConfig(BaseModel):
         "whole pool, at the floor draw whose scene the answers shown right so far fit least "
         "(an answer the labels have not shown right is likelier right there; needs an answer "
         "head, feedback.queries.novel_queries). On vqa it also sent words to questions of a "
-        "kind with no known answer yet, so rlhf_vqa.yaml keeps random. unexplained_spread = "
+        "kind with no known answer yet, so rlhf_vqa.yaml uses kinds. unexplained_spread = "
         "the same, with each scene's chance of an unknown answer divided by 1 + the labelled "
         "episodes that gave this answer to this question: a word that failed at a question "
         "is tried at others. unexplained_kinds = unexplained_spread, trying first the "
