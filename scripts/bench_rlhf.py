@@ -145,7 +145,13 @@ def rlhf_overrides(budget: int, args: argparse.Namespace) -> dict[str, Any]:
         "feedback.rm_label_log": str(Path(args.work_dir) / f"rlhf_{budget}" / "labels"),
     }
     if args.query_mode:
-        overrides["feedback.query_mode"] = args.query_mode
+        # The floor rotation's options act on novel challengers only, and refuse other modes.
+        overrides.update({
+            "feedback.query_mode": args.query_mode,
+            "feedback.query_challenger_scenes": "random",
+            "feedback.query_give_up_rounds": 1,
+            "feedback.query_confirmations": 1,
+        })  # fmt: skip
     return overrides
 
 
@@ -192,7 +198,9 @@ def main() -> None:
     parser.add_argument(
         "--query-mode",
         choices=["active", "optimistic", "random"],
-        help="override the config's feedback.query_mode",
+        help="override the config's feedback.query_mode; also sets the floor rotation's "
+        "query_challenger_scenes=random, query_give_up_rounds=1 and query_confirmations=1, "
+        "which act on novel challengers only",
     )
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle run")
     parser.add_argument("--seed", type=int, default=0)

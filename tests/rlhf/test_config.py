@@ -22,7 +22,10 @@ from tests.rlhf.conftest import IMAGE, PROMPT_LEN, TINY_RM, make_sample
 def test_dotted_overrides_reach_the_rlhf_fields() -> None:
     cfg = load_config(
         "configs/rlhf_vqa.yaml",
-        ["feedback.source=reward_model", "feedback.query_mode=random", "feedback.query_k=4",
+        # rlhf_vqa.yaml's floor rotation refuses other query modes: turned off with them
+        ["feedback.query_challenger_scenes=random", "feedback.query_give_up_rounds=1",
+         "feedback.query_confirmations=1",
+         "feedback.source=reward_model", "feedback.query_mode=random", "feedback.query_k=4",
          "feedback.rm_ensemble=5", "feedback.kl_coeff=0.1", "feedback.rm_cnn_channels=[8, 16]",
          "feedback.rm_fusion=factored_attention", "feedback.rm_attention_gate=sigmoid",
          "feedback.rm_factored_residual=true"],
@@ -35,6 +38,8 @@ def test_dotted_overrides_reach_the_rlhf_fields() -> None:
     assert rm_model.fusion == "factored_attention" and rm_model.attention_gate == "sigmoid"
     assert rm_model.factored_residual
     assert load_config(None).feedback.source == "rater"  # the default is unchanged
+    with pytest.raises(ConfigError, match="query_challenger_scenes='kinds' acts on the floor"):
+        load_config("configs/rlhf_vqa.yaml", ["feedback.query_mode=random"])
 
 
 def test_bad_rlhf_values_are_rejected_with_the_field_name() -> None:
