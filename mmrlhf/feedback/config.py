@@ -29,8 +29,12 @@ QueryChallengers = Literal["any", "floor"]
 QueryChallengerScenes = Literal[
     "random", "unexplained", "unexplained_spread", "unexplained_kinds", "kinds"
 ]
-# The scene rules that score scenes with the reward model's per-word answers.
+# What each scene rule of the floor rotation uses (feedback.queries.novel_queries): the
+# reward model's fit of the known answers to a scene (needs an answer head), the spread of a
+# word's tries over questions, the answer kinds (feedback.kinds).
 SCENE_FIT_RULES = ("unexplained", "unexplained_spread", "unexplained_kinds")
+SPREAD_RULES = ("unexplained_spread", "unexplained_kinds", "kinds")
+KIND_RULES = ("unexplained_kinds", "kinds")
 # Reward-model encoder/fusion choices: the `mmrlhf.models.config` kinds that need no local
 # model directory. Spelled out here because importing mmrlhf.models loads RLlib, and the
 # feedback config must stay cheap to import (a test keeps them in step).

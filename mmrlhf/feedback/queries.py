@@ -475,17 +475,16 @@ def novel_queries(
     partnered = Counter(judged_by_prompt or {}) if partner_novelty > 0 else None
     # Floor challengers with a give-up: answers leave the rotation as they settle.
     rotating = challengers == "floor" and give_up > 0
-    # One wording per prompt: the pool holds thousands of episodes of a few questions.
-    kin = wording_kin({s.prompt_key: s.prompt_ids for s in samples}.values()) if (
-        right_words is not None
-    ) else {}  # fmt: skip
     limit = give_up
     returning: set[str] = set()  # the answers later rounds bring back
+    kin: dict[int, frozenset[int]] = {}
     if rotating:
         draws = [samples[i] for idx in groups.values() for i in idx if samples[i].floor_drawn]
         drawn = {judgement_key(s) for s in draws}
         returning = drawn
         if right_words is not None:  # only answers whose kind answers some question
+            # One wording per prompt: the pool holds thousands of episodes of a few questions.
+            kin = wording_kin({s.prompt_key: s.prompt_ids for s in samples}.values())
             known = known_words(right_words)
             returning = {judgement_key(s) for s in draws
                          if of_known_kind(answer_word(s), known, kin)}  # fmt: skip

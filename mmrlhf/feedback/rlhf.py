@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from mmrlhf.feedback.budget import LabelBudget
-from mmrlhf.feedback.config import SCENE_FIT_RULES, FeedbackConfig
+from mmrlhf.feedback.config import KIND_RULES, SCENE_FIT_RULES, SPREAD_RULES, FeedbackConfig
 from mmrlhf.feedback.contrast import (
     PromptBaseline,
     contrasted_rewards,
@@ -332,10 +332,8 @@ class RLHFState:
             scene_fit=self._scene_fit if scenes in SCENE_FIT_RULES else None,
             confirmations=self.config.query_confirmations,
             give_up_rounds=self.config.query_give_up_rounds,
-            spread_questions=scenes in ("unexplained_spread", "unexplained_kinds", "kinds"),
-            right_words=(
-                self.judged.right_words if scenes in ("unexplained_kinds", "kinds") else None
-            ),
+            spread_questions=scenes in SPREAD_RULES,
+            right_words=self.judged.right_words if scenes in KIND_RULES else None,
         )
         labels: list[RLHFLabel] = []
         for query in queries:
